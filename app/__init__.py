@@ -1,0 +1,64 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import config as app_config
+from app.extensions import csrf, db, login_manager, migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the application: environment config, then ``config`` overrides."""
+    config = dict(config or {})
+    app = Flask(
+        __name__,
+        instance_path=config.pop("INSTANCE_PATH", None)
+        or os.environ.get("INSTANCE_PATH")
+        or os.path.join(ROOT, "instance"),
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(app_config.from_environment(app.instance_path))
+    if config:
+        app.config.update(config)
+    app_config.check(app.config)
+    configure_logging(app)
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+
+    from app import models  # noqa: F401  (register the tables with the metadata)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from app import auth, cli, health
+    from tasks import init_app as init_jobs
+    from admin import init_admin
+
+    auth.init_app(app)
+    health.init_app(app)
+    init_jobs(app)
+    init_admin(app)
+    cli.init_app(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Log to stdout (Heroku's log router reads it) at ``LOG_LEVEL``."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_app_stdout", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler._app_stdout = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(app.config["LOG_LEVEL"])

@@ -1,0 +1,73 @@
+"""Configuration read from the environment, with safe development defaults.
+
+Every setting can be overridden by the mapping given to ``create_app(config)``;
+tests use that, deployments use environment variables (twelve-factor).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production-000"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration is unsafe or unusable."""
+
+
+def database_url(raw: str | None, instance_path: str) -> str:
+    """Normalise ``DATABASE_URL``: Heroku's ``postgres://`` means psycopg 3 here."""
+    if not raw:
+        return "sqlite:///" + os.path.join(instance_path, "app.db")
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def app_env(env: Mapping[str, str]) -> str:
+    """``APP_ENV`` if set; ``production`` on a Heroku dyno; ``development`` otherwise."""
+    if env.get("APP_ENV"):
+        return env["APP_ENV"].lower()
+    return "production" if env.get("DYNO") else "development"
+
+
+def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) -> dict:
+    """Build the configuration mapping from environment variables."""
+    mode = app_env(env)
+    secure_cookies = mode == "production"
+    return {
+        "APP_ENV": mode,
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "MAIL_URL": env.get("MAIL_URL") or None,
+        "MAIL_FROM": env.get("MAIL_FROM", "jobs@localhost"),
+        "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD") or None,
+        "JOBS_DASHBOARD_PATH": env.get("JOBS_DASHBOARD_PATH", "/hangfire").rstrip("/") or "/hangfire",
+        "JWT_EXPIRES": timedelta(seconds=int(env.get("JWT_EXPIRES_SECONDS", "3600"))),
+        "LOGIN_THROTTLE_MAX_FAILURES": int(env.get("LOGIN_THROTTLE_MAX_FAILURES", "5")),
+        "LOGIN_THROTTLE_IP_MAX_FAILURES": int(env.get("LOGIN_THROTTLE_IP_MAX_FAILURES", "20")),
+        "LOGIN_THROTTLE_WINDOW": timedelta(seconds=int(env.get("LOGIN_THROTTLE_WINDOW_SECONDS", "900"))),
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_DURATION": timedelta(days=14),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+    }
+
+
+def check(config: Mapping) -> None:
+    """Refuse configurations that are unsafe for their mode."""
+    if config.get("APP_ENV") == "production":
+        secret = config.get("SECRET_KEY") or ""
+        if secret == DEV_SECRET_KEY:
+            raise ConfigError("SECRET_KEY is the development default; set SECRET_KEY in production")
+        if len(secret.encode()) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 bytes in production")

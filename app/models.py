@@ -1,0 +1,123 @@
+"""Accounts: users, roles and the permissions roles grant."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import Column, ForeignKey, String, Table, func, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    """Current time in UTC, naive: every timestamp column stores naive UTC on every database."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+user_roles = Table(
+    "user_roles",
+    db.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+role_permissions = Table(
+    "role_permissions",
+    db.metadata,
+    Column("role_id", ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("permission_id", ForeignKey("permissions.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Permission(db.Model):
+    """A named capability (``Pages.Hangfire``), synced from the code registry."""
+
+    __tablename__ = "permissions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    group: Mapped[str] = mapped_column(String(64), default="General")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Role(db.Model):
+    """A named set of permissions assigned to users."""
+
+    __tablename__ = "roles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    permissions: Mapped[list[Permission]] = relationship(
+        secondary=role_permissions, order_by=Permission.name
+    )
+    users: Mapped[list["User"]] = relationship(secondary=user_roles, back_populates="roles")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def by_name(cls, name: str) -> "Role | None":
+        """The role called ``name``, or None."""
+        return db.session.scalar(select(cls).where(cls.name == name))
+
+
+class User(UserMixin, db.Model):
+    """A person who signs in. Passwords are stored as scrypt hashes."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles, back_populates="users")
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    def set_password(self, password: str) -> None:
+        """Hash and store ``password``."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """True when ``password`` matches the stored hash."""
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    @property
+    def permission_names(self) -> frozenset[str]:
+        """Names of every permission granted through the user's roles."""
+        return frozenset(p.name for role in self.roles for p in role.permissions)
+
+    def has_permission(self, *names: str) -> bool:
+        """True when the user is active and holds any of ``names``."""
+        return self.active and not self.permission_names.isdisjoint(names)
+
+    @classmethod
+    def by_login(cls, login: str) -> "User | None":
+        """The user whose username or email (case-insensitive) is ``login``."""
+        login = login.strip()
+        return db.session.scalar(
+            select(cls).where(
+                (func.lower(cls.username) == login.lower()) | (func.lower(cls.email) == login.lower())
+            )
+        )
+
+
+class LoginThrottle(db.Model):
+    """Failed sign-ins counted per key (``user:<login>`` or ``ip:<address>``) in a window."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]

@@ -1,0 +1,69 @@
+"""The permission registry: every permission the code checks, declared once.
+
+``flask permissions sync`` upserts this registry into the database and makes the
+``Admin`` role hold all of it; the release phase runs that on every deploy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.extensions import db
+
+ADMIN_ROLE = "Admin"
+
+HANGFIRE = "Pages.Hangfire"
+HANGFIRE_READ_ONLY = "Pages.Hangfire.ReadOnly"
+ROLES = "Pages.Administration.Roles"
+USERS = "Pages.Administration.Users"
+
+
+@dataclass(frozen=True)
+class PermissionDef:
+    """A permission as declared in code."""
+
+    name: str
+    display_name: str
+    group: str
+
+
+REGISTRY: dict[str, PermissionDef] = {}
+
+
+def define(name: str, display_name: str, group: str) -> PermissionDef:
+    """Declare a permission; features call this at import time."""
+    definition = PermissionDef(name, display_name, group)
+    REGISTRY[name] = definition
+    return definition
+
+
+define(HANGFIRE, "Hangfire Dashboard", "Background jobs")
+define(HANGFIRE_READ_ONLY, "Hangfire Dashboard (read-only)", "Background jobs")
+define(ROLES, "Roles", "Administration")
+define(USERS, "Users", "Administration")
+
+
+def sync() -> dict[str, int]:
+    """Upsert the registry and give the Admin role every permission; returns counts."""
+    from app.models import Permission, Role
+
+    existing = {p.name: p for p in db.session.scalars(select(Permission))}
+    created = updated = 0
+    for definition in REGISTRY.values():
+        row = existing.get(definition.name)
+        if row is None:
+            row = Permission(name=definition.name)
+            db.session.add(row)
+            existing[definition.name] = row
+            created += 1
+        elif (row.display_name, row.group) != (definition.display_name, definition.group):
+            updated += 1
+        row.display_name, row.group = definition.display_name, definition.group
+    admin = Role.by_name(ADMIN_ROLE)
+    if admin is None:
+        admin = Role(name=ADMIN_ROLE, description="Holds every permission")
+        db.session.add(admin)
+    admin.permissions = sorted(existing.values(), key=lambda p: p.name)
+    db.session.commit()
+    return {"created": created, "updated": updated, "total": len(existing)}
