@@ -1,12 +1,31 @@
-"""The job engine (work in progress: the engine API lands with the job-engine issue)."""
+"""The job engine: durable, at-least-once background jobs on Huey with a SQL ledger.
+
+Application code imports from here (never ``huey``)::
+
+    from tasks import job, enqueue, enqueue_many, current_job
+"""
+from __future__ import annotations
+
 from flask import Flask
+
+from tasks.api import JobContext, JobFunction, UnknownTask, current_job, enqueue, enqueue_many, job
+from tasks.codec import ArgumentError
+from tasks.lifecycle import IllegalTransition
+
+__all__ = ["ArgumentError", "IllegalTransition", "JobContext", "JobFunction", "UnknownTask", "current_job",
+           "enqueue", "enqueue_many", "init_app", "job", "transport_error"]
 
 
 def init_app(app: Flask) -> None:
-    """Bind the job engine to ``app``."""
-    app.extensions["jobs"] = None
+    """Bind the job engine to ``app`` and register the ``jobs`` CLI group."""
+    from tasks import demo, ledger  # noqa: F401  (register demo jobs and ledger tables)
+    from tasks.cli import jobs_cli
+    from tasks.engine import JobEngine
+
+    app.extensions["jobs"] = JobEngine(app)
+    app.cli.add_command(jobs_cli)
 
 
 def transport_error(app: Flask) -> str | None:
     """None when the job transport answers, else the error text."""
-    return None
+    return app.extensions["jobs"].transport.ping()

@@ -1,0 +1,225 @@
+"""The public API for application code: declare jobs, enqueue them, know where you are.
+
+    from tasks import job, enqueue, current_job
+
+    @job(queue="reports", retries=3, backoff=[10, 60, 600])
+    def build_report(report_id: int) -> dict: ...
+
+    job_id = build_report.enqueue(42)
+    build_report.schedule(args=(42,), delay=3600)
+    enqueue("demo.sleep", args=[2], queue="default")
+
+Nothing here imports Huey; the engine behind ``current_engine()`` does.
+"""
+from __future__ import annotations
+
+import contextvars
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tasks.retry import Backoff, RetryPolicy, hangfire_backoff, policy
+
+DEFAULT_QUEUE = "default"
+
+
+class UnknownTask(LookupError):
+    """No job is registered under that name."""
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """A registered job: the function and how it is queued and retried."""
+
+    name: str
+    func: Callable
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    display_name: str | None = None
+    wants_context: bool = False
+    description: str = ""
+
+    @property
+    def signature(self) -> inspect.Signature:
+        """The function's signature without the injected ``context`` parameter."""
+        sig = inspect.signature(self.func)
+        return sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "context"])
+
+    def check_call(self, args: Sequence, kwargs: Mapping) -> None:
+        """Raise ``TypeError`` naming the problem when ``args``/``kwargs`` don't fit the function."""
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}: {exc}") from None
+
+    def parameter_names(self) -> list[str]:
+        """Positional parameter names, for naming bad arguments."""
+        return [n for n, p in self.signature.parameters.items()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def describe(self, args: Sequence, kwargs: Mapping) -> str:
+        """Human name of one run, e.g. ``Report 'activity' for 2026-11``."""
+        if not self.display_name:
+            return self.name
+        try:
+            return self.display_name.format(*args, **kwargs)[:255]
+        except (IndexError, KeyError, ValueError, AttributeError):
+            return self.display_name[:255]
+
+
+REGISTRY: dict[str, JobDefinition] = {}
+
+
+def definition(name_or_fn: str | Callable | "JobFunction") -> JobDefinition:
+    """The registered definition for a name, a job function, or a decorated function."""
+    if isinstance(name_or_fn, JobFunction):
+        return name_or_fn.definition
+    name = name_or_fn if isinstance(name_or_fn, str) else getattr(name_or_fn, "job_name", None)
+    if name is None or name not in REGISTRY:
+        raise UnknownTask(f"no job registered as {name!r}; known: {', '.join(sorted(REGISTRY)) or 'none'}")
+    return REGISTRY[name]
+
+
+class JobFunction:
+    """What ``@job`` returns: still callable directly, plus ``enqueue`` and ``schedule``."""
+
+    def __init__(self, definition: JobDefinition):
+        self.definition = definition
+        self.job_name = definition.name
+        self.__wrapped__ = definition.func
+        self.__doc__ = definition.func.__doc__
+        self.__name__ = definition.func.__name__
+
+    def __call__(self, *args, **kwargs):
+        """Run the function in this process, outside the job system."""
+        return self.definition.func(*args, **kwargs)
+
+    def enqueue(self, *args, **kwargs) -> str:
+        """Queue one run with these arguments; returns the job id."""
+        return enqueue(self, args, kwargs)
+
+    def schedule(self, args: Sequence = (), kwargs: Mapping | None = None, *, delay: float | timedelta | None = None,
+                 eta: datetime | None = None, queue: str | None = None, priority: int | None = None) -> str:
+        """Queue one run due after ``delay`` (seconds or timedelta) or at ``eta``; returns the job id."""
+        if (delay is None) == (eta is None):
+            raise ValueError("schedule() needs exactly one of delay= or eta=")
+        return enqueue(self, args, kwargs, queue=queue, priority=priority, delay=delay, eta=eta)
+
+    def enqueue_many(self, calls: Iterable[Sequence], **options) -> list[str]:
+        """Queue one run per positional-argument tuple in ``calls``; returns the job ids."""
+        return enqueue_many(self, [(tuple(args), {}) for args in calls], **options)
+
+    def __repr__(self) -> str:
+        return f"<job {self.job_name}>"
+
+
+def job(func: Callable | None = None, *, name: str | None = None, queue: str = DEFAULT_QUEUE,
+        retries: int | None = None, backoff: Backoff = hangfire_backoff, priority: int = 0,
+        only_on=(), except_on=(), display_name: str | None = None) -> Any:
+    """Register a function as a background job.
+
+    ``retries`` counts retries after the first attempt (default 9, i.e. 10
+    attempts, as Hangfire); ``backoff`` is a function of the failed attempt, a
+    list of delays in seconds, or None. A parameter named ``context`` receives
+    the ``JobContext`` (job id, attempt, ...).
+    """
+
+    def register(fn: Callable) -> JobFunction:
+        job_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        if job_name in REGISTRY and REGISTRY[job_name].func is not fn:
+            existing = REGISTRY[job_name].func
+            if (existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
+                raise ValueError(f"a different job is already registered as {job_name!r}")
+        if not isinstance(queue, str) or not queue or len(queue) > 64:
+            raise ValueError(f"queue must be a non-empty name of at most 64 characters, got {queue!r}")
+        definition = JobDefinition(
+            name=job_name, func=fn, queue=queue, priority=int(priority),
+            retry=policy(retries, backoff, only_on, except_on), display_name=display_name,
+            wants_context="context" in inspect.signature(fn).parameters,
+            description=(inspect.getdoc(fn) or "").split("\n")[0],
+        )
+        REGISTRY[job_name] = definition
+        return JobFunction(definition)
+
+    return register(func) if func is not None else register
+
+
+@dataclass
+class JobContext:
+    """What a running job knows about itself."""
+
+    job_id: str
+    task: str
+    attempt: int
+    max_attempts: int
+    queue: str
+    worker_id: str
+    enqueued_by: str | None = None
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """True when a failure now will not be retried."""
+        return self.attempt >= self.max_attempts
+
+
+_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("current_job", default=None)
+
+
+def current_job() -> JobContext:
+    """The context of the job running in this thread; RuntimeError outside a job."""
+    context = _current.get()
+    if context is None:
+        raise RuntimeError("current_job() called outside a running job")
+    return context
+
+
+def running(context: JobContext):
+    """Context-manager-ish token setter used by the worker: returns a reset token."""
+    return _current.set(context)
+
+
+def stop_running(token) -> None:
+    """Undo ``running``."""
+    _current.reset(token)
+
+
+def due_at(delay: float | timedelta | None, eta: datetime | None) -> float | None:
+    """Epoch seconds for ``delay``/``eta``, or None when due now. Naive datetimes are UTC."""
+    if delay is not None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds < 0:
+            raise ValueError(f"delay must be >= 0 seconds, got {seconds}")
+        return datetime.now(timezone.utc).timestamp() + seconds if seconds > 0 else None
+    if eta is not None:
+        if not isinstance(eta, datetime):
+            raise TypeError(f"eta must be a datetime, got {type(eta).__name__}")
+        return (eta if eta.tzinfo else eta.replace(tzinfo=timezone.utc)).timestamp()
+    return None
+
+
+def enqueue(name_or_fn: str | Callable, args: Sequence = (), kwargs: Mapping | None = None, *,
+            queue: str | None = None, priority: int | None = None, delay: float | timedelta | None = None,
+            eta: datetime | None = None) -> str:
+    """Queue one run of a registered job; returns its id.
+
+    Inside a request whose database session has pending writes, the job row joins
+    that transaction and the message is sent after commit (nothing runs on rollback).
+    """
+    return enqueue_many(name_or_fn, [(args, kwargs or {})], queue=queue, priority=priority,
+                        delay=delay, eta=eta)[0]
+
+
+def enqueue_many(name_or_fn: str | Callable, calls: Iterable[tuple[Sequence, Mapping]], *,
+                 queue: str | None = None, priority: int | None = None,
+                 delay: float | timedelta | None = None, eta: datetime | None = None) -> list[str]:
+    """Queue many runs of one job at once (one ledger transaction, one pipelined push).
+
+    ``calls`` holds ``(args, kwargs)`` pairs. Returns the job ids in order.
+    """
+    from tasks.engine import current_engine
+
+    return current_engine().enqueue_many(definition(name_or_fn), list(calls), queue=queue, priority=priority,
+                                         due=due_at(delay, eta))

@@ -1,0 +1,148 @@
+"""``flask jobs ...``: run workers and inspect or act on jobs from a shell."""
+from __future__ import annotations
+
+import json
+import logging
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from tasks import api, commands, queries
+from tasks.queries import JobFilter
+
+jobs_cli = AppGroup("jobs", help="Background jobs: workers, enqueue, inspect, retry, delete.")
+
+
+def parse_json(value: str | None, expected: type, option: str):
+    """Decode a ``--args``/``--kwargs`` value, with a clear error naming the option."""
+    if value is None:
+        return expected()
+    try:
+        decoded = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
+    if not isinstance(decoded, expected):
+        raise click.BadParameter(f"must be a JSON {expected.__name__}", param_hint=option)
+    return decoded
+
+
+@jobs_cli.command("worker")
+@click.option("--queues", default=None, help="Comma-separated queues, fetched in this order (default: JOBS_QUEUES).")
+@click.option("--concurrency", "-c", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--processes", is_flag=True, help="Run workers as processes instead of threads.")
+def worker_command(queues: str | None, concurrency: int, processes: bool) -> None:
+    """Run a worker until SIGTERM/SIGINT (graceful: running jobs finish or are handed back)."""
+    from tasks.server import JobConsumer
+
+    engine = current_app.extensions["jobs"]
+    names = [q.strip() for q in (queues or ",".join(engine.settings.default_queues)).split(",") if q.strip()]
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    click.echo(f"worker: queues {','.join(names)}, {concurrency} {'processes' if processes else 'threads'}, "
+               f"transport {type(engine.transport).__name__}")
+    JobConsumer(engine, names, concurrency, processes).run()
+
+
+@jobs_cli.command("enqueue")
+@click.argument("task")
+@click.option("--args", "args_json", help='Positional arguments as a JSON list, e.g. \'[2]\'.')
+@click.option("--kwargs", "kwargs_json", help='Keyword arguments as a JSON object.')
+@click.option("--queue", default=None, help="Queue (default: the job's own).")
+@click.option("--priority", default=None, type=int)
+@click.option("--delay", default=None, type=click.FloatRange(0), help="Seconds until due.")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="Enqueue this many identical jobs (bulk, for load checks).")
+def enqueue_command(task, args_json, kwargs_json, queue, priority, delay, count) -> None:
+    """Enqueue TASK and print the job ids, one a line."""
+    args = parse_json(args_json, list, "--args")
+    kwargs = parse_json(kwargs_json, dict, "--kwargs")
+    try:
+        definition = api.definition(task)
+    except api.UnknownTask as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        for start in range(0, count, 5000):
+            batch = [(args, kwargs)] * min(5000, count - start)
+            for job_id in api.enqueue_many(definition.name, batch, queue=queue, priority=priority, delay=delay):
+                click.echo(job_id)
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def print_jobs(rows: list[dict], as_json: bool) -> None:
+    """Print job summaries as JSON or as an aligned table."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['id']}  {row['state']:<10} {row['task']:<24} attempt {row['attempt']}/"
+                   f"{row['max_attempts']}  {row['state_changed_at']}  {row['reason'] or ''}")
+
+
+@jobs_cli.command("list")
+@click.option("--state", type=click.Choice(queries.lifecycle.STATES, case_sensitive=False))
+@click.option("--task", default=None)
+@click.option("--queue", default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(state, task, queue, limit, as_json) -> None:
+    """List jobs, most recently changed first."""
+    state = next((s for s in queries.lifecycle.STATES if state and s.lower() == state.lower()), None)
+    page = queries.list_jobs(JobFilter(state=state, task=task, queue=queue), limit)
+    print_jobs([queries.job_summary(j) for j in page.jobs], as_json)
+
+
+@jobs_cli.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def show_command(job_id: str, as_json: bool) -> None:
+    """Show one job with its state history."""
+    job = queries.get_job(job_id)
+    if job is None:
+        raise click.ClickException(f"no job {job_id}")
+    detail = queries.job_detail(job)
+    if as_json:
+        click.echo(json.dumps(detail, indent=2))
+        return
+    for key in ("id", "task", "display_name", "queue", "state", "reason", "attempt", "max_attempts", "args",
+                "kwargs", "created_at", "started_at", "finished_at", "worker", "exception_type",
+                "exception_message"):
+        click.echo(f"{key:>16}: {detail[key]}")
+    click.echo("         history:")
+    for entry in detail["history"]:
+        click.echo(f"  {entry['at']}  {entry['state']:<10} {entry['reason']}")
+
+
+def act(action, job_id: str, verb: str) -> None:
+    """Run a command on one job and report whether it applied."""
+    if queries.get_job(job_id) is None:
+        raise click.ClickException(f"no job {job_id}")
+    if not action([job_id], by="cli"):
+        raise click.ClickException(f"job {job_id} can't be {verb} in its current state")
+    click.echo(f"{verb} {job_id}")
+
+
+@jobs_cli.command("retry")
+@click.argument("job_id")
+def retry_command(job_id: str) -> None:
+    """Enqueue a Failed, Succeeded, Deleted or Scheduled job again now."""
+    act(commands.requeue, job_id, "requeued")
+
+
+@jobs_cli.command("delete")
+@click.argument("job_id")
+def delete_command(job_id: str) -> None:
+    """Delete a job that hasn't finished (or a Failed one)."""
+    act(commands.delete, job_id, "deleted")
+
+
+@jobs_cli.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+def stats_command(as_json: bool) -> None:
+    """Jobs per state."""
+    counts = queries.state_counts()
+    if as_json:
+        click.echo(json.dumps(counts))
+        return
+    for state, count in counts.items():
+        click.echo(f"{state:<11} {count}")

@@ -1,0 +1,78 @@
+"""Write side for people: requeue, delete and trigger jobs (dashboard, CLI, API).
+
+Each command is a ledger transition plus the matching transport change, ledger
+first: if the process dies in between, the reconciler finishes the job.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from app.extensions import db
+from tasks import ledger, lifecycle
+from tasks.codec import Delivery
+from tasks.engine import current_engine, outgoing
+from tasks.ledger import Job
+from tasks.lifecycle import Transition
+
+REQUEUEABLE = frozenset({lifecycle.FAILED, lifecycle.SUCCEEDED, lifecycle.DELETED, lifecycle.SCHEDULED})
+DELETABLE = frozenset({lifecycle.ENQUEUED, lifecycle.SCHEDULED, lifecycle.PROCESSING, lifecycle.FAILED,
+                       lifecycle.AWAITING})
+
+
+def delivery_for(job: Job, eta: float | None = None) -> Delivery:
+    """A fresh first-attempt message for a ledger row."""
+    return Delivery(job.id, job.task, job.queue, job.priority, json.loads(job.args), json.loads(job.kwargs),
+                    1, job.max_attempts, eta, time.time())
+
+
+def _load(job_ids: Sequence[str]) -> list[Job]:
+    jobs: list[Job] = []
+    for part in ledger.chunks(list(dict.fromkeys(job_ids)), 500):
+        jobs.extend(db.session.scalars(select(Job).where(Job.id.in_(part))))
+    return jobs
+
+
+def _apply(transitions: list[Transition]) -> set[str]:
+    with db.engine.begin() as conn:
+        outcomes = ledger.apply(conn, transitions)
+    return {o.transition.job_id for o in outcomes if o.applied}
+
+
+def requeue(job_ids: Sequence[str], by: str | None = None) -> list[str]:
+    """Enqueue jobs again now (retry a Failed one, re-run a Succeeded one, trigger a Scheduled one).
+
+    Returns the ids that were requeued; others (e.g. still Processing) are skipped.
+    A person's requeue gives the job a fresh attempt budget.
+    """
+    at = ledger.utcnow()
+    jobs = [j for j in _load(job_ids) if j.state in REQUEUEABLE]
+    reason = f"Requeued by {by}" if by else "Requeued"
+    done = _apply([Transition(j.id, lifecycle.ENQUEUED, at, reason, expected=REQUEUEABLE,
+                              fields={"enqueued_at": at, "attempt": 0}, data={"by": by, "queue": j.queue})
+                   for j in jobs])
+    engine = current_engine()
+    engine.dispatch([delivery_for(j) for j in jobs if j.id in done])
+    db.session.expire_all()
+    return [j.id for j in jobs if j.id in done]
+
+
+def trigger(job_ids: Sequence[str], by: str | None = None) -> list[str]:
+    """Run Scheduled jobs now (Scheduled → Enqueued)."""
+    scheduled = [j.id for j in _load(job_ids) if j.state == lifecycle.SCHEDULED]
+    return requeue(scheduled, by)
+
+
+def delete(job_ids: Sequence[str], by: str | None = None) -> list[str]:
+    """Delete jobs that haven't finished (and Failed ones); they won't run (again)."""
+    at = ledger.utcnow()
+    jobs = [j for j in _load(job_ids) if j.state in DELETABLE]
+    reason = f"Deleted by {by}" if by else "Deleted"
+    done = _apply([Transition(j.id, lifecycle.DELETED, at, reason, expected=DELETABLE,
+                              fields={"finished_at": at}, data={"by": by}) for j in jobs])
+    current_engine().transport.remove([j for j in done])
+    db.session.expire_all()
+    return [j.id for j in jobs if j.id in done]

@@ -1,0 +1,167 @@
+"""The job engine bound to one Flask app: transport (Huey storage) + ledger + dispatch.
+
+This is the *client* side (Hangfire's BackgroundJobClient): it validates, writes
+the ledger and pushes messages. The worker side lives in ``tasks.server``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from flask import Flask, current_app, has_app_context, has_request_context
+from huey import Huey
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.extensions import db
+from tasks import ledger, lifecycle
+from tasks.api import JobDefinition
+from tasks.codec import Delivery, JsonSerializer, check_arguments
+from tasks.ledger import NewJob
+from tasks.transport import Outgoing, RedisTransport, SqliteTransport
+
+PENDING_KEY = "jobs_pending_dispatch"
+WROTE_KEY = "jobs_session_wrote"
+
+
+@dataclass
+class Settings:
+    """Engine settings read from the app config."""
+
+    default_queues: tuple[str, ...] = ("default",)
+    dead_after: float = 5.0  # seconds without a heartbeat before a worker is declared dead
+    heartbeat_interval: float = 1.0
+    shutdown_grace: float = 25.0  # Heroku sends SIGKILL 30 s after SIGTERM
+    retention_seconds: float = 86400.0
+    reconcile_interval: float = 30.0
+    reconcile_grace: float = 10.0  # don't re-dispatch jobs younger than this
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "Settings":
+        """Settings from ``JOBS_*`` config keys."""
+        queues = config.get("JOBS_QUEUES") or "default"
+        return cls(
+            default_queues=tuple(q.strip() for q in str(queues).split(",") if q.strip()),
+            dead_after=float(config.get("JOBS_DEAD_AFTER", 5.0)),
+            heartbeat_interval=float(config.get("JOBS_HEARTBEAT_INTERVAL", 1.0)),
+            shutdown_grace=float(config.get("JOBS_SHUTDOWN_GRACE", 25.0)),
+            retention_seconds=float(config.get("JOBS_RETENTION_SECONDS", 86400)),
+            reconcile_interval=float(config.get("JOBS_RECONCILE_INTERVAL", 30.0)),
+            reconcile_grace=float(config.get("JOBS_RECONCILE_GRACE", 10.0)),
+        )
+
+
+def build_huey(app: Flask) -> Huey:
+    """Huey with our transport as its storage: Redis when ``REDIS_URL`` is set, else SQLite."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        return Huey("jobs", storage_class=RedisTransport, url=url, serializer=JsonSerializer(), results=False)
+    path = app.config.get("JOBS_SQLITE_PATH") or os.path.join(app.instance_path, "jobs-transport.db")
+    return Huey("jobs", storage_class=SqliteTransport, filename=path, serializer=JsonSerializer(), results=False)
+
+
+class JobEngine:
+    """Enqueue-side engine: one per Flask app (``app.extensions["jobs"]``)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.settings = Settings.from_config(app.config)
+        self.huey = build_huey(app)
+        self.transport: RedisTransport | SqliteTransport = self.huey.storage
+
+    # -- enqueue -----------------------------------------------------------
+    def enqueue_many(self, job: JobDefinition, calls: Sequence[tuple[Sequence, Mapping]], *,
+                     queue: str | None = None, priority: int | None = None, due: float | None = None,
+                     enqueued_by: str | None = None) -> list[str]:
+        """Validate, record in the ledger and dispatch ``calls`` of ``job``; returns ids."""
+        queue = queue or job.queue
+        priority = job.priority if priority is None else int(priority)
+        if not isinstance(queue, str) or not queue or len(queue) > 64:
+            raise ValueError(f"queue must be a non-empty name of at most 64 characters, got {queue!r}")
+        names = job.parameter_names()
+        state = lifecycle.SCHEDULED if due else lifecycle.ENQUEUED
+        who = enqueued_by or current_username()
+        new_jobs, deliveries = [], []
+        created = time.time()
+        for args, kwargs in calls:
+            args, kwargs = list(args), dict(kwargs or {})
+            check_arguments(args, kwargs, names)
+            job.check_call(args, kwargs)
+            job_id = ledger.new_job_id()
+            new_jobs.append(NewJob(job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs,
+                                   state, job.retry.attempts, ledger.from_epoch(due), who,
+                                   reason="Scheduled by client" if due else ""))
+            deliveries.append(Delivery(job_id, job.name, queue, priority, args, kwargs, 1, job.retry.attempts, due,
+                                       created))
+        self.record_and_dispatch(new_jobs, deliveries)
+        return [j.id for j in new_jobs]
+
+    def record_and_dispatch(self, new_jobs: list[NewJob], deliveries: list[Delivery]) -> None:
+        """Write the ledger rows, then push: after the request's commit when it has pending writes."""
+        session = db.session
+        if session_has_writes(session):
+            ledger.insert_jobs(session.connection(), new_jobs)
+            session.info.setdefault(PENDING_KEY, []).append((self, deliveries))
+            return
+        with db.engine.begin() as conn:
+            ledger.insert_jobs(conn, new_jobs)
+        self.dispatch(deliveries)
+
+    def dispatch(self, deliveries: list[Delivery]) -> None:
+        """Push messages to the transport (one pipelined round trip).
+
+        If this fails after the ledger commit, the reconciler re-dispatches the
+        jobs from the ledger; the caller still gets its ids.
+        """
+        try:
+            self.transport.push([outgoing(d) for d in deliveries])
+        except Exception:  # noqa: BLE001 - the ledger has them; the reconciler will push them
+            self.app.logger.exception("transport push failed for %d job(s); reconciler will retry",
+                                      len(deliveries))
+
+
+def outgoing(delivery: Delivery) -> Outgoing:
+    """The transport form of a delivery."""
+    return Outgoing(delivery.id, delivery.queue, delivery.priority, delivery.encode(), delivery.eta)
+
+
+def current_username() -> str | None:
+    """The signed-in user's name inside a request, else None."""
+    if not has_request_context():
+        return None
+    from flask_login import current_user
+
+    return current_user.username if getattr(current_user, "is_authenticated", False) else None
+
+
+def current_engine() -> JobEngine:
+    """The engine of the current Flask app."""
+    if not has_app_context():
+        raise RuntimeError("the job engine needs an application context (with app.app_context(): ...)")
+    return current_app.extensions["jobs"]
+
+
+# -- transactional enqueue: session hooks ---------------------------------------
+def session_has_writes(session) -> bool:
+    """True when the session has unflushed changes or flushed writes not yet committed."""
+    return bool(session.new or session.dirty or session.deleted or session.info.get(WROTE_KEY))
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_writes(session, flush_context) -> None:
+    session.info[WROTE_KEY] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _dispatch_after_commit(session) -> None:
+    session.info.pop(WROTE_KEY, None)
+    for engine, deliveries in session.info.pop(PENDING_KEY, []):
+        engine.dispatch(deliveries)
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard_after_rollback(session) -> None:
+    session.info.pop(WROTE_KEY, None)
+    session.info.pop(PENDING_KEY, None)

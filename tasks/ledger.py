@@ -1,0 +1,314 @@
+"""The job ledger: the SQL source of truth for every job and every state it went through.
+
+The transport (Huey on Redis or SQLite) only carries messages; the ledger is what
+the dashboard reads and what recovery trusts. Writes go through ``apply`` (state
+changes, validated against ``tasks.lifecycle``) and ``insert_jobs`` (new jobs).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, bindparam, delete, func, insert
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from tasks import lifecycle
+from tasks.lifecycle import Transition
+
+log = logging.getLogger(__name__)
+
+RESULT_LIMIT = 64 * 1024  # bytes of result JSON kept on the job row
+MESSAGE_LIMIT = 4000  # characters of an exception message kept
+TRACEBACK_LIMIT = 32 * 1024
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: every ledger timestamp is naive UTC on every database."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def from_epoch(seconds: float | None) -> datetime | None:
+    """Naive UTC datetime from epoch seconds."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+
+
+_id_lock = threading.Lock()
+_id_state = {"ms": 0, "seq": 0, "pid": 0}
+
+
+def new_job_id() -> str:
+    """A 32-hex-digit id that sorts by creation time (ms, then a per-process sequence)."""
+    with _id_lock:
+        ms = int(time.time() * 1000)
+        if ms == _id_state["ms"] and _id_state["pid"] == os.getpid():
+            _id_state["seq"] = (_id_state["seq"] + 1) & 0xFFFF
+        else:
+            _id_state.update(ms=ms, seq=0, pid=os.getpid())
+        seq = _id_state["seq"]
+    return f"{ms:012x}{seq:04x}{secrets.token_hex(8)}"
+
+
+class Job(db.Model):
+    """One row per job: what to run, where, and what happened last."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    queue: Mapped[str] = mapped_column(String(64), default="default")
+    priority: Mapped[int] = mapped_column(default=0)
+    args: Mapped[str] = mapped_column(Text, default="[]")
+    kwargs: Mapped[str] = mapped_column(Text, default="{}")
+    state: Mapped[str] = mapped_column(String(16))
+    state_reason: Mapped[str] = mapped_column(Text, default="")
+    state_changed_at: Mapped[datetime]
+    attempt: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=10)
+    created_at: Mapped[datetime]
+    enqueued_at: Mapped[datetime | None]
+    scheduled_for: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(128))
+    result: Mapped[str | None] = mapped_column(Text)
+    exception_type: Mapped[str | None] = mapped_column(String(255))
+    exception_message: Mapped[str | None] = mapped_column(Text)
+    exception_traceback: Mapped[str | None] = mapped_column(Text)
+    enqueued_by: Mapped[str | None] = mapped_column(String(64))
+    history: Mapped[list["JobState"]] = relationship(
+        order_by="JobState.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (
+        Index("ix_jobs_state_changed", "state", "state_changed_at", "id"),
+        Index("ix_jobs_queue_state", "queue", "state", "priority"),
+        Index("ix_jobs_task_state", "task", "state"),
+    )
+
+    @property
+    def arguments(self) -> dict:
+        """Decoded args and kwargs."""
+        return {"args": json.loads(self.args or "[]"), "kwargs": json.loads(self.kwargs or "{}")}
+
+
+class JobState(db.Model):
+    """One row per transition: the state entered, why, when, and its details."""
+
+    __tablename__ = "job_states"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    data: Mapped[str] = mapped_column(Text, default="{}")
+
+    @property
+    def details(self) -> dict:
+        """Decoded per-state data."""
+        return json.loads(self.data or "{}")
+
+
+class JobCounter(db.Model):
+    """Append-only per-state deltas; summed (and compacted) for cheap counts at any size."""
+
+    __tablename__ = "job_counters"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int] = mapped_column(BigInteger)
+
+
+jobs_table = Job.__table__
+states_table = JobState.__table__
+counters_table = JobCounter.__table__
+
+
+@dataclass
+class NewJob:
+    """A job about to be created."""
+
+    id: str
+    task: str
+    display_name: str
+    queue: str
+    priority: int
+    args: list
+    kwargs: dict
+    state: str  # Enqueued, Scheduled or Awaiting
+    max_attempts: int
+    scheduled_for: datetime | None = None
+    enqueued_by: str | None = None
+    reason: str = ""
+
+    def row(self, now: datetime) -> dict:
+        """The ``jobs`` row for this job."""
+        return {
+            "id": self.id, "task": self.task, "display_name": self.display_name, "queue": self.queue,
+            "priority": self.priority, "args": json.dumps(self.args), "kwargs": json.dumps(self.kwargs),
+            "state": self.state, "state_reason": self.reason, "state_changed_at": now, "attempt": 0,
+            "max_attempts": self.max_attempts, "created_at": now,
+            "enqueued_at": now if self.state == lifecycle.ENQUEUED else None,
+            "scheduled_for": self.scheduled_for, "started_at": None, "finished_at": None,
+            "worker": None, "result": None, "exception_type": None, "exception_message": None,
+            "exception_traceback": None, "enqueued_by": self.enqueued_by,
+        }
+
+    def history_row(self, now: datetime) -> dict:
+        """The first ``job_states`` row for this job."""
+        data: dict[str, Any] = {"queue": self.queue}
+        if self.scheduled_for:
+            data["scheduled_for"] = self.scheduled_for.isoformat()
+        return {"job_id": self.id, "state": self.state, "reason": self.reason, "created_at": now,
+                "data": json.dumps(data)}
+
+
+def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
+    """Create ``new_jobs`` (rows, first history rows and counters) on ``conn``."""
+    if not new_jobs:
+        return
+    now = utcnow()
+    conn.execute(insert(jobs_table), [job.row(now) for job in new_jobs])
+    conn.execute(insert(states_table), [job.history_row(now) for job in new_jobs])
+    deltas: dict[str, int] = defaultdict(int)
+    for job in new_jobs:
+        deltas[job.state] += 1
+    add_counts(conn, deltas)
+
+
+def add_counts(conn: Connection, deltas: dict[str, int]) -> None:
+    """Record per-state count changes."""
+    rows = [{"state": s, "delta": d} for s, d in sorted(deltas.items()) if d]
+    if rows:
+        conn.execute(insert(counters_table), rows)
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters, marked when cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 20] + "… [truncated]"
+
+
+def encode_result(value: Any) -> str | None:
+    """A job's return value as JSON for the ledger, capped at ``RESULT_LIMIT`` bytes."""
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, default=repr)
+    except (TypeError, ValueError):
+        text = json.dumps(repr(value))
+    if len(text.encode()) > RESULT_LIMIT:
+        return json.dumps({"truncated": True, "preview": text[:1000], "bytes": len(text.encode())})
+    return text
+
+
+@dataclass
+class Outcome:
+    """What happened to one transition in ``apply``."""
+
+    transition: Transition
+    applied: bool
+    previous: str | None
+
+
+def apply(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:
+    """Apply state changes in order, in the caller's transaction.
+
+    Each transition is checked against the job's current state (as of this
+    transaction plus earlier transitions in the list); one that isn't allowed is
+    skipped and reported with ``applied=False`` rather than raised, so that one
+    stale message can't block a batch. Use ``apply_strict`` to raise instead.
+    """
+    if not transitions:
+        return []
+    ids = sorted({t.job_id for t in transitions})
+    current = {
+        row.id: row.state
+        for chunk in chunks(ids, 500)
+        for row in conn.execute(select(jobs_table.c.id, jobs_table.c.state).where(jobs_table.c.id.in_(chunk)))
+    }
+    outcomes, merged, history = [], {}, []
+    deltas: dict[str, int] = defaultdict(int)
+    for t in transitions:
+        previous = current.get(t.job_id)
+        ok = previous is not None and previous in t.allowed_from() and lifecycle.can_move(previous, t.state)
+        outcomes.append(Outcome(t, ok, previous))
+        if not ok:
+            continue
+        current[t.job_id] = t.state
+        deltas[previous] -= 1
+        deltas[t.state] += 1
+        row = merged.setdefault(t.job_id, {})
+        row.update(t.fields)
+        row.update(state=t.state, state_reason=t.reason, state_changed_at=t.at)
+        history.append({"job_id": t.job_id, "state": t.state, "reason": t.reason, "created_at": t.at,
+                        "data": json.dumps(t.data, default=str)})
+    write_rows(conn, merged)
+    if history:
+        conn.execute(insert(states_table), history)
+    add_counts(conn, deltas)
+    return outcomes
+
+
+def apply_strict(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:
+    """Like ``apply`` but raise ``IllegalTransition`` (nothing written) if any is refused."""
+    outcomes = apply(conn, transitions)
+    for outcome in outcomes:
+        if not outcome.applied:
+            conn.rollback()
+            raise lifecycle.IllegalTransition(outcome.transition.job_id, outcome.previous,
+                                              outcome.transition.state)
+    return outcomes
+
+
+def write_rows(conn: Connection, merged: dict[str, dict]) -> None:
+    """UPDATE the job rows, grouping rows that set the same columns into one executemany."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for job_id, values in merged.items():
+        groups[tuple(sorted(values))].append({"_id": job_id, **{f"v_{k}": v for k, v in values.items()}})
+    for columns, rows in groups.items():
+        statement = (update(jobs_table).where(jobs_table.c.id == bindparam("_id"))
+                     .values({c: bindparam(f"v_{c}") for c in columns}))
+        conn.execute(statement, rows)
+
+
+def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    """``items`` in slices of ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Jobs per state, from the counter deltas (cheap at any table size)."""
+    rows = conn.execute(select(counters_table.c.state, func.sum(counters_table.c.delta))
+                        .group_by(counters_table.c.state))
+    totals = {state: 0 for state in lifecycle.STATES}
+    totals.update({state: int(total or 0) for state, total in rows})
+    return totals
+
+
+def compact_counts(conn: Connection) -> int:
+    """Fold the counter deltas into one row per state; returns how many rows were folded.
+
+    ``DELETE ... RETURNING`` removes exactly the rows it read, so deltas that
+    concurrent transactions add meanwhile are kept.
+    """
+    removed = conn.execute(delete(counters_table).returning(counters_table.c.state, counters_table.c.delta))
+    totals: dict[str, int] = defaultdict(int)
+    folded = 0
+    for state, value in removed:
+        totals[state] += value
+        folded += 1
+    add_counts(conn, totals)
+    return folded

@@ -1,0 +1,105 @@
+"""The job lifecycle: every state, every allowed transition, and what each records.
+
+Read top to bottom, this module is the whole state machine::
+
+    (new) ──► Enqueued ──► Processing ──► Succeeded
+    (new) ──► Scheduled ─┘     │   ▲ └────► Failed      (after the last attempt)
+    (new) ──► Awaiting ──► Enqueued      │   └────────► Scheduled (retry with backoff)
+                               └─────────┘ Enqueued  (handed back / worker lost)
+    any non-final ──► Deleted ;  Failed | Succeeded | Deleted ──► Enqueued (requeue by a person)
+
+Each transition writes one history row (state, reason, time, data) and updates the job
+row's columns listed in ``RECORDS``. The ledger applies transitions; nothing else
+changes a job's state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ENQUEUED = "Enqueued"
+SCHEDULED = "Scheduled"
+PROCESSING = "Processing"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+DELETED = "Deleted"
+AWAITING = "Awaiting"  # reserved for continuations
+
+STATES = (ENQUEUED, SCHEDULED, PROCESSING, SUCCEEDED, FAILED, DELETED, AWAITING)
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, DELETED})
+#: States in which the transport should hold the job (queue, schedule or in-flight).
+LIVE_STATES = frozenset({ENQUEUED, SCHEDULED, PROCESSING})
+#: Final states that expire after the retention period (Failed waits for a person).
+EXPIRING_STATES = frozenset({SUCCEEDED, DELETED})
+
+#: state -> the states a job may move to from it. ``None`` is "not yet created".
+TRANSITIONS: dict[str | None, frozenset[str]] = {
+    None: frozenset({ENQUEUED, SCHEDULED, AWAITING}),
+    AWAITING: frozenset({ENQUEUED, DELETED}),
+    SCHEDULED: frozenset({ENQUEUED, PROCESSING, DELETED}),
+    ENQUEUED: frozenset({PROCESSING, SCHEDULED, DELETED, FAILED}),
+    PROCESSING: frozenset({SUCCEEDED, FAILED, SCHEDULED, ENQUEUED, DELETED}),
+    SUCCEEDED: frozenset({ENQUEUED, SCHEDULED}),
+    FAILED: frozenset({ENQUEUED, SCHEDULED, DELETED}),
+    DELETED: frozenset({ENQUEUED, SCHEDULED}),
+}
+
+#: What entering each state writes on the job row (besides ``state``).
+RECORDS: dict[str, tuple[str, ...]] = {
+    ENQUEUED: ("enqueued_at", "queue"),
+    SCHEDULED: ("scheduled_for", "attempt",  # a retry also records the failed attempt's exception
+                "exception_type", "exception_message", "exception_traceback"),
+    PROCESSING: ("started_at", "worker", "attempt"),
+    SUCCEEDED: ("finished_at", "result"),
+    FAILED: ("finished_at", "exception_type", "exception_message", "exception_traceback"),
+    DELETED: ("finished_at",),
+    AWAITING: (),
+}
+
+
+class IllegalTransition(ValueError):
+    """A transition the lifecycle does not allow (e.g. Succeeded → Processing)."""
+
+    def __init__(self, job_id: str, current: str | None, target: str):
+        super().__init__(f"job {job_id}: {current or 'new'} → {target} is not allowed")
+        self.job_id, self.current, self.target = job_id, current, target
+
+
+def can_move(current: str | None, target: str) -> bool:
+    """True when a job in ``current`` may enter ``target``."""
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+def check(job_id: str, current: str | None, target: str) -> None:
+    """Raise ``IllegalTransition`` unless ``current`` → ``target`` is allowed."""
+    if not can_move(current, target):
+        raise IllegalTransition(job_id, current, target)
+
+
+def sources(target: str) -> frozenset[str]:
+    """Every state from which ``target`` can be entered."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if s and target in targets)
+
+
+@dataclass
+class Transition:
+    """One state change of one job, as the ledger will record it.
+
+    ``fields`` are the job-row columns this state records (see ``RECORDS``);
+    ``data`` is the free-form detail kept in the history row (queue, worker,
+    latency, duration, exception, ...).
+    """
+
+    job_id: str
+    state: str
+    at: datetime
+    reason: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    #: states the job must currently be in; defaults to the lifecycle's sources
+    expected: frozenset[str] | None = None
+
+    def allowed_from(self) -> frozenset[str]:
+        """States from which this transition may apply."""
+        return self.expected if self.expected is not None else sources(self.state)

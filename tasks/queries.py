@@ -1,0 +1,140 @@
+"""Read side of the ledger for the dashboard, the CLI and the JSON API.
+
+Lists use keyset pagination on ``(state_changed_at, id)`` so a page stays
+stable while new jobs arrive; counts come from counter deltas, never a full COUNT.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from app.extensions import db
+from tasks import ledger, lifecycle
+from tasks.ledger import Job, JobState
+
+
+class BadCursor(ValueError):
+    """A pagination cursor that wasn't produced by ``list_jobs``."""
+
+
+@dataclass
+class JobFilter:
+    """What a list shows: every field optional."""
+
+    state: str | None = None
+    queue: str | None = None
+    task: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None  # in arguments or exception
+    enqueued_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state and self.state not in lifecycle.STATES:
+            raise ValueError(f"unknown state {self.state!r}; one of {', '.join(lifecycle.STATES)}")
+
+    def clauses(self) -> list:
+        """SQL conditions for this filter."""
+        c = Job.__table__.c
+        where = []
+        if self.state:
+            where.append(c.state == self.state)
+        if self.queue:
+            where.append(c.queue == self.queue)
+        if self.task:
+            where.append(c.task == self.task)
+        if self.since:
+            where.append(c.state_changed_at >= self.since)
+        if self.until:
+            where.append(c.state_changed_at < self.until)
+        if self.enqueued_by:
+            where.append(c.enqueued_by == self.enqueued_by)
+        if self.text:
+            pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(or_(c.args.like(pattern, escape="\\"), c.kwargs.like(pattern, escape="\\"),
+                             c.exception_message.like(pattern, escape="\\"),
+                             c.exception_type.like(pattern, escape="\\")))
+        return where
+
+
+@dataclass
+class Page:
+    """One page of jobs and the cursor of the next (None at the end)."""
+
+    jobs: list[Job] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def encode_cursor(job: Job) -> str:
+    """Opaque cursor pointing just after ``job``."""
+    raw = json.dumps([job.state_changed_at.isoformat(), job.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Inverse of ``encode_cursor``; ``BadCursor`` when tampered with."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(at), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor(f"invalid cursor: {exc}") from None
+
+
+def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str | None = None) -> Page:
+    """Newest-changed first, ``limit`` per page, continuing after ``cursor``."""
+    limit = max(1, min(int(limit), 1000))
+    c = Job.__table__.c
+    query = select(Job).where(*(job_filter or JobFilter()).clauses())
+    if cursor:
+        at, job_id = decode_cursor(cursor)
+        query = query.where(or_(c.state_changed_at < at, and_(c.state_changed_at == at, c.id < job_id)))
+    rows = list(db.session.scalars(query.order_by(c.state_changed_at.desc(), c.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+def get_job(job_id: str) -> Job | None:
+    """A job with its history, or None."""
+    return db.session.get(Job, job_id)
+
+
+def history(job_id: str) -> list[JobState]:
+    """Every state a job went through, oldest first."""
+    return list(db.session.scalars(select(JobState).where(JobState.job_id == job_id).order_by(JobState.id)))
+
+
+def state_counts() -> dict[str, int]:
+    """Jobs per state (cheap at any size)."""
+    with db.engine.connect() as conn:
+        return ledger.counts(conn)
+
+
+def job_summary(job: Job) -> dict:
+    """The JSON form of a job for listings and ``--json`` output."""
+    iso = lambda v: v.isoformat() + "Z" if v else None  # noqa: E731
+    return {
+        "id": job.id, "task": job.task, "display_name": job.display_name, "queue": job.queue,
+        "priority": job.priority, "state": job.state, "reason": job.state_reason, "attempt": job.attempt,
+        "max_attempts": job.max_attempts, "created_at": iso(job.created_at), "enqueued_at": iso(job.enqueued_at),
+        "scheduled_for": iso(job.scheduled_for), "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at), "state_changed_at": iso(job.state_changed_at),
+        "worker": job.worker, "enqueued_by": job.enqueued_by, "exception_type": job.exception_type,
+        "exception_message": job.exception_message,
+    }
+
+
+def job_detail(job: Job) -> dict:
+    """Everything about a job, history included, as JSON."""
+    return {
+        **job_summary(job), **job.arguments,
+        "result": json.loads(job.result) if job.result else None,
+        "exception_traceback": job.exception_traceback,
+        "history": [{"state": h.state, "reason": h.reason, "at": h.created_at.isoformat() + "Z", "data": h.details}
+                    for h in history(job.id)],
+    }

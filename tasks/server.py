@@ -1,0 +1,475 @@
+"""The worker side (Hangfire's BackgroundJobServer), built on Huey's consumer.
+
+* ``JobConsumer`` is Huey's consumer with our worker and scheduler classes and a
+  graceful stop that flushes the ledger and hands back unfinished jobs.
+* ``JobWorker`` fetches reliably (the message moves to this process's in-flight
+  set) and runs each job in a fresh app context.
+* ``LedgerWriter`` batches state transitions into few transactions and only then
+  acknowledges messages: a job leaves the transport after its final state is durable.
+* ``JobScheduler`` moves due jobs to their queues and runs maintenance (recovering
+  dead workers' jobs).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue as queue_module
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Flask
+from huey.consumer import Consumer, Scheduler, Worker
+
+from app.extensions import db
+from tasks import api, ledger, lifecycle
+from tasks.codec import Delivery, PoisonMessage, decode
+from tasks.engine import JobEngine, outgoing
+from tasks.lifecycle import Transition
+from tasks.transport import Fetched
+
+log = logging.getLogger("tasks.server")
+
+
+@dataclass
+class Pending:
+    """A transition waiting to be written, and what to do with the message after."""
+
+    transition: Transition
+    ack: bool = False
+    retry: Delivery | None = None
+
+
+class LedgerWriter:
+    """Writes transitions in batches from one thread; acknowledges after commit.
+
+    If the database is unavailable the batch is kept and retried with backoff
+    (``healthy`` turns false so workers stop fetching meanwhile); nothing is lost.
+    """
+
+    def __init__(self, app: Flask, runtime: "WorkerRuntime", max_batch: int = 500):
+        self.app, self.runtime, self.max_batch = app, runtime, max_batch
+        self.inbox: queue_module.SimpleQueue[Pending | None] = queue_module.SimpleQueue()
+        self.healthy = True
+        self.backlog = 0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, pending: Pending) -> None:
+        """Queue a transition for the next batch."""
+        self.backlog += 1
+        self.inbox.put(pending)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        done = threading.Event()
+        self.inbox.put(done)
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        self.flush(timeout)
+        self._stopping = True
+        self.inbox.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            engine = db.engine
+        while not self._stopping:
+            batch, markers = self._collect()
+            if batch:
+                self._write(engine, batch)
+            for marker in markers:
+                marker.set()
+
+    def _collect(self) -> tuple[list[Pending], list[threading.Event]]:
+        """Block for one item, then take whatever else is already waiting (natural batching)."""
+        batch: list[Pending] = []
+        markers: list[threading.Event] = []
+        item = self.inbox.get()
+        while True:
+            if isinstance(item, Pending):
+                batch.append(item)
+            elif isinstance(item, threading.Event):
+                markers.append(item)
+                break  # write what came before the marker, then release it
+            elif item is None:
+                break
+            if len(batch) >= self.max_batch:
+                break
+            try:
+                item = self.inbox.get_nowait()
+            except queue_module.Empty:
+                break
+        return batch, markers
+
+    def _write(self, engine, batch: list[Pending]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                with engine.begin() as conn:
+                    outcomes = ledger.apply(conn, [p.transition for p in batch])
+                break
+            except Exception as exc:  # noqa: BLE001 - keep the batch, retry until the DB is back
+                self.healthy = False
+                log.warning("ledger write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.healthy = True
+        for outcome in outcomes:
+            if not outcome.applied:
+                t = outcome.transition
+                log.info("job %s: %s → %s refused (stale message)", t.job_id, outcome.previous, t.state)
+        self._settle(batch)
+        self.backlog -= len(batch)
+
+    def _settle(self, batch: list[Pending]) -> None:
+        transport, worker_id = self.runtime.transport, self.runtime.worker_id
+        acks = [p.transition.job_id for p in batch if p.ack]
+        retries = [outgoing(p.retry) for p in batch if p.retry is not None]
+        delay = 0.05
+        while True:
+            try:
+                if acks:
+                    transport.ack(worker_id, acks)
+                if retries:
+                    transport.reschedule(worker_id, retries)
+                self.runtime.settled([p.transition.job_id for p in batch if p.ack or p.retry])
+                return
+            except Exception as exc:  # noqa: BLE001 - transport down: the message is still in flight
+                log.warning("acknowledge failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+def now() -> float:
+    """Epoch seconds."""
+    return time.time()
+
+
+class WorkerRuntime:
+    """Per-process worker state: identity, heartbeat, ledger writer, jobs in flight."""
+
+    _instances: dict[int, "WorkerRuntime"] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def for_process(cls, engine: JobEngine, queues: list[str], concurrency: int) -> "WorkerRuntime":
+        """The runtime of this process (a forked child gets its own)."""
+        with cls._lock:
+            runtime = cls._instances.get(os.getpid())
+            if runtime is None:
+                runtime = cls._instances[os.getpid()] = cls(engine, queues, concurrency)
+            return runtime
+
+    def __init__(self, engine: JobEngine, queues: list[str], concurrency: int):
+        self.engine, self.app, self.transport = engine, engine.app, engine.transport
+        self.queues, self.concurrency = queues, concurrency
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
+        self.started_at = now()
+        self.in_flight: dict[str, float] = {}
+        self.writer = LedgerWriter(self.app, self)
+        self.stopping = threading.Event()
+        self._beating = False
+
+    # -- heartbeat -----------------------------------------------------------
+    def start_heartbeat(self) -> None:
+        """Register this worker and keep beating until it stops."""
+        with self._lock:
+            if self._beating:
+                return
+            self._beating = True
+        self.beat()
+        threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True).start()
+
+    def info(self) -> dict:
+        """How this worker describes itself in the registry."""
+        return {"host": socket.gethostname(), "pid": os.getpid(), "queues": self.queues,
+                "concurrency": self.concurrency, "started": self.started_at,
+                "in_flight": len(self.in_flight)}
+
+    def beat(self) -> None:
+        """One heartbeat; failures are logged, not raised."""
+        try:
+            self.transport.beat(self.worker_id, self.info())
+        except Exception as exc:  # noqa: BLE001
+            log.warning("heartbeat failed: %s", exc)
+
+    def _beat_loop(self) -> None:
+        interval = self.engine.settings.heartbeat_interval
+        while not self.stopping.wait(interval):
+            self.beat()
+
+    # -- fetching and running ------------------------------------------------
+    def can_fetch(self) -> bool:
+        """False while stopping or while the ledger is unreachable or far behind."""
+        return not self.stopping.is_set() and self.writer.healthy and self.writer.backlog < 5000
+
+    def fetch(self) -> Fetched | None:
+        """Take the next job from this worker's queues into its in-flight set."""
+        fetched = self.transport.fetch(self.worker_id, self.queues)
+        if fetched is not None:
+            self.in_flight[fetched.job_id] = now()
+        return fetched
+
+    def settled(self, job_ids: list[str]) -> None:
+        """Forget jobs whose final state is written and whose message is acknowledged."""
+        for job_id in job_ids:
+            self.in_flight.pop(job_id, None)
+
+    def run(self, fetched: Fetched, huey=None) -> None:
+        """Run one fetched job and record what happened; never raises (but KeyboardInterrupt)."""
+        try:
+            delivery = decode(fetched.payload, fetched.job_id)
+        except PoisonMessage as poison:
+            self.reject(fetched.job_id, poison.reason)
+            return
+        definition = api.REGISTRY.get(delivery.task)
+        if definition is None:
+            self.reject(delivery.id, f"unknown task {delivery.task!r}: no job is registered under that name")
+            return
+        attempt = delivery.attempt + fetched.redeliveries
+        if attempt > delivery.max_attempts:
+            self.reject(delivery.id, f"worker lost {fetched.redeliveries} time(s) while running this job; "
+                                     f"attempt {attempt} exceeds the limit of {delivery.max_attempts}")
+            return
+        self.execute(definition, delivery, attempt, fetched.redeliveries, huey)
+
+    def reject(self, job_id: str, reason: str) -> None:
+        """Record a message that can't run as a Failed job (poison) and drop it from the transport."""
+        log.error("job %s failed without running: %s", job_id, reason)
+        at = ledger.utcnow()
+        transition = Transition(job_id, lifecycle.FAILED, at, reason, expected=lifecycle.LIVE_STATES,
+                                fields={"finished_at": at, "exception_type": "PoisonMessage",
+                                        "exception_message": reason, "worker": self.worker_id},
+                                data={"worker": self.worker_id, "exception_type": "PoisonMessage",
+                                      "exception_message": reason})
+        self.writer.submit(Pending(transition, ack=True))
+
+    def execute(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, redeliveries: int,
+                huey=None) -> None:
+        """Run the job function in a fresh app context and submit its outcome."""
+        started = ledger.utcnow()
+        start = time.monotonic()
+        latency = now() - (delivery.eta or delivery.created) if (delivery.eta or delivery.created) else None
+        self.writer.submit(Pending(Transition(
+            delivery.id, lifecycle.PROCESSING, started,
+            f"Attempt {attempt} of {delivery.max_attempts}" + (f" (redelivered {redeliveries}×)" if redeliveries else ""),
+            fields={"started_at": started, "worker": self.worker_id, "attempt": attempt},
+            data={"worker": self.worker_id, "queue": delivery.queue, "attempt": attempt,
+                  **({"latency_ms": round(latency * 1000, 1)} if latency is not None else {})},
+        )))
+        context = api.JobContext(delivery.id, delivery.task, attempt, delivery.max_attempts, delivery.queue,
+                                 self.worker_id)
+        token = api.running(context)
+        marker = _InFlight(delivery.id)
+        if huey is not None:
+            huey._tasks_in_flight.add(marker)  # lets a process worker be interrupted on shutdown
+        try:
+            with self.app.app_context():
+                kwargs = dict(delivery.kwargs)
+                if definition.wants_context:
+                    kwargs["context"] = context
+                result = definition.func(*delivery.args, **kwargs)
+        except KeyboardInterrupt:
+            log.warning("job %s interrupted by shutdown; handing it back", delivery.id)
+            self.hand_back([delivery.id], "Worker shut down before the job finished")
+            raise
+        except Exception as error:  # noqa: BLE001 - the job's failure is data, not ours
+            self.failed(definition, delivery, attempt, error, time.monotonic() - start)
+        else:
+            self.succeeded(delivery, result, time.monotonic() - start)
+        finally:
+            api.stop_running(token)
+            if huey is not None:
+                huey._tasks_in_flight.discard(marker)
+
+    def succeeded(self, delivery: Delivery, result, duration: float) -> None:
+        """Submit Succeeded with the result and timing; the message is acked after commit."""
+        at = ledger.utcnow()
+        self.writer.submit(Pending(Transition(
+            delivery.id, lifecycle.SUCCEEDED, at, "Completed", expected=frozenset({lifecycle.PROCESSING}),
+            fields={"finished_at": at, "result": ledger.encode_result(result)},
+            data={"duration_ms": round(duration * 1000, 2), "worker": self.worker_id},
+        ), ack=True))
+
+    def failed(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, error: Exception,
+               duration: float) -> None:
+        """Submit a retry (Scheduled, with backoff) or the final Failed state."""
+        at = ledger.utcnow()
+        kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+        message = ledger.clip(str(error), ledger.MESSAGE_LIMIT) or ""
+        trace = ledger.clip("".join(traceback.format_exception(error)), ledger.TRACEBACK_LIMIT)
+        failure = {"exception_type": kind, "exception_message": message, "exception_traceback": trace}
+        data = {**failure, "attempt": attempt, "duration_ms": round(duration * 1000, 2), "worker": self.worker_id}
+        processing = frozenset({lifecycle.PROCESSING})
+        if definition.retry.should_retry(attempt, error):
+            wait = definition.retry.delay(attempt)
+            due = now() + wait
+            reason = f"Retry attempt {attempt + 1} of {delivery.max_attempts} in {wait:.0f}s: {kind}: {message}"
+            self.writer.submit(Pending(Transition(
+                delivery.id, lifecycle.SCHEDULED, at, ledger.clip(reason, 1000), expected=processing,
+                fields={"scheduled_for": ledger.from_epoch(due), **failure}, data={**data, "retry_in_s": wait},
+            ), retry=delivery.next_attempt(due if wait > 0 else None)))
+            return
+        reason = f"Failed after {attempt} attempt(s): {kind}: {message}"
+        self.writer.submit(Pending(Transition(
+            delivery.id, lifecycle.FAILED, at, ledger.clip(reason, 1000), expected=processing,
+            fields={"finished_at": at, **failure}, data=data,
+        ), ack=True))
+
+    def hand_back(self, job_ids: list[str], reason: str) -> None:
+        """Return jobs to their queues (not counted as an attempt) and record it."""
+        moved = self.transport.hand_back(self.worker_id, job_ids)
+        at = ledger.utcnow()
+        for job_id in moved:
+            self.in_flight.pop(job_id, None)
+            self.writer.submit(Pending(Transition(job_id, lifecycle.ENQUEUED, at, reason,
+                                                  expected=frozenset({lifecycle.PROCESSING}),
+                                                  fields={"enqueued_at": at},
+                                                  data={"worker": self.worker_id})))
+
+    def shutdown(self) -> None:
+        """Flush the ledger, hand back whatever is still in flight, leave the registry."""
+        self.stopping.set()
+        self.writer.flush(self.engine.settings.shutdown_grace)
+        try:
+            left = self.transport.inflight(self.worker_id)
+            if left:
+                self.hand_back(left, f"Handed back by {self.worker_id} at shutdown")
+            self.writer.stop(5)
+            self.transport.retire(self.worker_id)
+        except Exception:  # noqa: BLE001 - recovery by live workers covers what we couldn't do
+            log.exception("shutdown hand-back failed; another worker will recover the jobs")
+        with self._lock:
+            self._instances.pop(os.getpid(), None)
+
+
+class _InFlight:
+    """Placeholder Huey counts as a task in flight (only identity matters)."""
+
+    def __init__(self, job_id: str):
+        self.id = job_id
+
+
+# -- maintenance ------------------------------------------------------------------
+def record_due(runtime: WorkerRuntime, job_ids: list[str]) -> None:
+    """Record Scheduled → Enqueued for jobs the scheduler moved to their queues."""
+    at = ledger.utcnow()
+    for job_id in job_ids:
+        runtime.writer.submit(Pending(Transition(job_id, lifecycle.ENQUEUED, at, "Due", fields={"enqueued_at": at},
+                                                 expected=frozenset({lifecycle.SCHEDULED}))))
+
+
+def recover_dead_workers(runtime: WorkerRuntime) -> list[str]:
+    """Hand the in-flight jobs of workers that stopped beating back to their queues."""
+    transport, settings = runtime.transport, runtime.engine.settings
+    dead = transport.claim_dead(settings.dead_after)
+    live = {w["id"] for w in transport.workers()}
+    dead += [w for w in transport.orphaned_inflight(live) if w not in dead and w != runtime.worker_id]
+    recovered = []
+    at = ledger.utcnow()
+    for worker_id in dead:
+        moved = transport.hand_back(worker_id, None, lost=True)
+        log.warning("worker %s is dead; re-enqueued %d job(s)", worker_id, len(moved))
+        for job_id in moved:
+            runtime.writer.submit(Pending(Transition(
+                job_id, lifecycle.ENQUEUED, at, f"Worker {worker_id} lost; re-enqueued",
+                expected=frozenset({lifecycle.PROCESSING, lifecycle.ENQUEUED}),
+                fields={"enqueued_at": at}, data={"lost_worker": worker_id})))
+        recovered += moved
+    return recovered
+
+
+class JobWorker(Worker):
+    """Huey worker thread/process that fetches reliably and runs jobs through the runtime."""
+
+    runtime_factory: Callable[[], WorkerRuntime]
+    owns_runtime = False  # true for process workers: one runtime per process
+
+    def initialize(self) -> None:
+        self.runtime = self.runtime_factory()
+        self.runtime.start_heartbeat()
+
+    def loop(self, now=None) -> None:
+        runtime = self.runtime
+        if not runtime.can_fetch():
+            self.stop_flag.wait(0.1)
+            return
+        try:
+            fetched = runtime.fetch()
+        except Exception as exc:  # noqa: BLE001 - transport down: back off, keep the worker alive
+            self._logger.warning("fetch failed: %s", exc)
+            self.sleep()
+            return
+        if fetched is None:
+            if not runtime.transport.blocking:
+                self.sleep()
+            return
+        self.delay = self.default_delay
+        if self.stop_flag.is_set():  # shutdown began while we fetched: hand it straight back
+            runtime.hand_back([fetched.job_id], "Worker shutting down")
+            return
+        runtime.run(fetched, self.huey)
+
+    def shutdown(self) -> None:
+        if self.owns_runtime and hasattr(self, "runtime"):
+            self.runtime.shutdown()
+
+
+class JobScheduler(Scheduler):
+    """Moves due jobs atomically and recovers dead workers' jobs."""
+
+    runtime_factory: Callable[[], WorkerRuntime]
+
+    def initialize(self) -> None:
+        self.runtime = self.runtime_factory()
+        self._next_recovery = 0.0
+
+    def loop(self, now=None) -> None:
+        current = time.monotonic()
+        try:
+            record_due(self.runtime, self.runtime.transport.move_due())
+            if current >= self._next_recovery:
+                self._next_recovery = current + 1.0
+                recover_dead_workers(self.runtime)
+        except Exception:  # noqa: BLE001 - maintenance must never kill the scheduler
+            self._logger.exception("scheduler maintenance failed")
+        self.sleep_for_interval(current, self.interval)
+
+    def shutdown(self) -> None:
+        if JobWorker.owns_runtime and hasattr(self, "runtime"):
+            self.runtime.shutdown()
+
+
+class JobConsumer(Consumer):
+    """Huey's consumer with reliable workers and a graceful, loss-free stop."""
+
+    worker_class = JobWorker
+    scheduler_class = JobScheduler
+
+    def __init__(self, engine: JobEngine, queues: list[str], concurrency: int = 4, processes: bool = False):
+        self.engine, self.queues = engine, queues
+        factory = lambda: WorkerRuntime.for_process(engine, queues, 1 if processes else concurrency)  # noqa: E731
+        JobWorker.runtime_factory = staticmethod(factory)
+        JobWorker.owns_runtime = processes
+        JobScheduler.runtime_factory = staticmethod(factory)
+        super().__init__(engine.huey, workers=concurrency, periodic=False, initial_delay=0.01, backoff=1.5,
+                         max_delay=engine.transport.read_timeout if engine.transport.blocking else 0.25,
+                         scheduler_interval=1, worker_type="process" if processes else "thread",
+                         shutdown_timeout=engine.settings.shutdown_grace, graceful_signal="TERM")
+        self._signal_actions[signal.SIGINT] = (False, True)  # Ctrl-C is graceful too; a second one forces
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT, then stop gracefully and hand back unfinished jobs."""
+        try:
+            super().run()
+        finally:
+            if self.worker_type == "thread":
+                WorkerRuntime.for_process(self.engine, self.queues, self.workers).shutdown()
