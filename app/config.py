@@ -60,6 +60,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "REMEMBER_COOKIE_DURATION": timedelta(days=14),
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "JOBS_MODULES": env.get("JOBS_MODULES", ""),
+        "JOBS_QUEUES": env.get("JOBS_QUEUES", "default"),
     }
 
 

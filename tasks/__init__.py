@@ -18,9 +18,15 @@ __all__ = ["ArgumentError", "IllegalTransition", "JobContext", "JobFunction", "U
 
 def init_app(app: Flask) -> None:
     """Bind the job engine to ``app`` and register the ``jobs`` CLI group."""
+    import importlib
+
     from tasks import demo, ledger  # noqa: F401  (register demo jobs and ledger tables)
     from tasks.cli import jobs_cli
     from tasks.engine import JobEngine
+
+    for module in str(app.config.get("JOBS_MODULES") or "").split(","):
+        if module.strip():
+            importlib.import_module(module.strip())  # the application's own job modules
 
     app.extensions["jobs"] = JobEngine(app)
     app.cli.add_command(jobs_cli)

@@ -49,6 +49,7 @@ def base_config(database_url: str, redis_url: str | None, instance_path: str) ->
         "REDIS_URL": redis_url,
         "INSTANCE_PATH": instance_path,
         "LOG_LEVEL": "WARNING",
+        "JOBS_MODULES": "tests.jobs",
     }
 
 
@@ -144,3 +145,30 @@ def login(client):
         return client.post("/login", data=data)
 
     return do_login
+
+
+@pytest.fixture
+def start_worker(app_config):
+    """Start real worker processes sharing the test database and Redis; all stopped at teardown."""
+    from tests.workers import WorkerProcess
+
+    started: list[WorkerProcess] = []
+
+    def start(queues: str = "default", concurrency: int = 2, processes: bool = False, config=None, **env):
+        worker = WorkerProcess(config or app_config, queues, concurrency, processes, **env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.alive():
+            worker.kill()
+
+
+def job_state(app, job_id: str) -> str | None:
+    """The ledger's current state of ``job_id`` (fresh read)."""
+    from tasks.ledger import Job
+
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        return job.state if job else None
