@@ -1,0 +1,56 @@
+"""The token API: exchange credentials for a bearer token, and describe the caller."""
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+from flask_login import current_user, login_required
+
+from app.auth.blueprint import bp
+from app.auth.credentials import SignInRefused, SignInThrottled, authenticate
+from app.auth.responses import json_error, retry_after_headers
+from app.auth.tokens import issue_token
+from app.extensions import csrf
+
+CREDENTIAL_FIELDS = ("username", "password")
+
+
+def credentials_problem(body) -> str | None:
+    """Why ``body`` is not a credentials object, or None when it is."""
+    if not isinstance(body, dict):
+        return 'expected a JSON object with "username" and "password"'
+    for field in CREDENTIAL_FIELDS:
+        value = body.get(field)
+        if not isinstance(value, str) or not value.strip():
+            return f"missing field: {field}"
+    return None
+
+
+@bp.route("/api/token", methods=["POST"])
+@csrf.exempt
+def token() -> Response:
+    """``{"username", "password"}`` → ``{"access_token", "token_type": "Bearer", "expires_in"}``."""
+    body = request.get_json(silent=True)
+    problem = credentials_problem(body)
+    if problem:
+        return json_error(400, problem)
+    try:
+        user = authenticate(body["username"], body["password"], request.remote_addr)
+    except SignInThrottled as refused:
+        return json_error(429, refused.message, retry_after_headers(refused.retry_after_seconds))
+    except SignInRefused as refused:
+        return json_error(401, refused.message)
+    access_token, expires_in = issue_token(user)
+    response = jsonify(access_token=access_token, token_type="Bearer", expires_in=expires_in)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/api/me", methods=["GET"])
+@login_required
+def me() -> Response:
+    """The signed-in user (by bearer token or session): id, username, email, permissions."""
+    return jsonify(
+        id=current_user.id,
+        username=current_user.username,
+        email=current_user.email,
+        permissions=sorted(current_user.permission_names),
+    )

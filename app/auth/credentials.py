@@ -1,0 +1,78 @@
+"""Checking a username (or email) and password, shared by the login form and the token API."""
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from functools import cache
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.auth.throttle import SignInThrottle
+from app.extensions import db
+from app.models import User, utcnow
+
+INVALID_CREDENTIALS = "Invalid username or password"
+
+
+class SignInRefused(Exception):
+    """A sign-in attempt was refused; ``message`` is safe to show to the client."""
+
+    message = INVALID_CREDENTIALS
+
+
+class InvalidCredentials(SignInRefused):
+    """Unknown login, wrong password or inactive account (deliberately indistinguishable)."""
+
+
+class SignInThrottled(SignInRefused):
+    """Too many recent failures for the account or the client address."""
+
+    def __init__(self, retry_after: timedelta):
+        super().__init__()
+        self.retry_after = retry_after
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """Whole seconds until the lock passes (at least 1)."""
+        return max(1, math.ceil(self.retry_after.total_seconds()))
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        minutes = max(1, math.ceil(self.retry_after_seconds / 60))
+        return f"Too many failed sign-ins; try again in {minutes} minute{'' if minutes == 1 else 's'}"
+
+
+@cache
+def decoy_password_hash() -> str:
+    """A hash to check unknown logins against, so they take as long as known ones."""
+    return generate_password_hash("decoy password for unknown logins")
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """True when ``user`` exists and ``password`` is theirs; constant work either way."""
+    if user is None:
+        check_password_hash(decoy_password_hash(), password)
+        return False
+    return user.check_password(password)
+
+
+def authenticate(login: str, password: str, address: str | None) -> User:
+    """The active user that ``login`` and ``password`` name, signed in now.
+
+    Raises ``SignInThrottled`` while the account or ``address`` is locked (whatever the
+    password), else ``InvalidCredentials`` on any mismatch, which counts as a failure.
+    Success clears the account's failures and records ``last_login_at``.
+    """
+    user = User.by_login(login)
+    throttle = SignInThrottle(user.username if user else login, address)
+    wait = throttle.retry_after()
+    if wait is not None:
+        raise SignInThrottled(wait)
+    if not password_matches(user, password) or not user.is_active:
+        throttle.record_failure()
+        db.session.commit()
+        raise InvalidCredentials()
+    throttle.record_success()
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return user

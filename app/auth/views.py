@@ -1,0 +1,49 @@
+"""Sign-in and sign-out pages."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug import Response
+
+from app.auth.blueprint import bp
+from app.auth.credentials import SignInRefused, SignInThrottled, authenticate
+from app.auth.forms import LoginForm
+from app.auth.responses import retry_after_headers
+from app.web import safe_next_url
+
+
+def next_url() -> str:
+    """Where to go after signing in: the ``next`` argument when it stays on site, else the admin."""
+    return safe_next_url(request.args.get("next"), default=url_for("admin.index"))
+
+
+def render_login(form: LoginForm, error: str | None = None, status: int = 200, headers=None):
+    """The sign-in page, with an optional error message."""
+    return render_template("auth/login.html", form=form, error=error), status, headers or {}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the sign-in form; on valid credentials sign in and go to ``next``."""
+    if request.method == "GET" and current_user.is_authenticated:
+        return redirect(next_url())
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return render_login(form)
+    try:
+        user = authenticate(form.username.data, form.password.data, request.remote_addr)
+    except SignInThrottled as refused:
+        return render_login(form, refused.message, 429, retry_after_headers(refused.retry_after_seconds))
+    except SignInRefused as refused:
+        return render_login(form, refused.message)
+    login_user(user, remember=form.remember.data)
+    return redirect(next_url())
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Response:
+    """Sign out (POST with a CSRF token only) and go back to the sign-in page."""
+    logout_user()
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))
