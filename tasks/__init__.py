@@ -10,17 +10,18 @@ from flask import Flask
 
 from tasks.api import JobContext, JobFunction, UnknownTask, current_job, enqueue, enqueue_many, job
 from tasks.codec import ArgumentError
+from tasks.idempotency import once
 from tasks.lifecycle import IllegalTransition
 
 __all__ = ["ArgumentError", "IllegalTransition", "JobContext", "JobFunction", "UnknownTask", "current_job",
-           "enqueue", "enqueue_many", "init_app", "job", "transport_error"]
+           "enqueue", "enqueue_many", "init_app", "job", "once", "transport_error"]
 
 
 def init_app(app: Flask) -> None:
     """Bind the job engine to ``app`` and register the ``jobs`` CLI group."""
     import importlib
 
-    from tasks import demo, ledger  # noqa: F401  (register demo jobs and ledger tables)
+    from tasks import demo, idempotency, ledger  # noqa: F401  (register demo jobs and ledger tables)
     from tasks.cli import jobs_cli
     from tasks.engine import JobEngine
 

@@ -44,6 +44,11 @@ def from_epoch(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
 
 
+def to_epoch(value: datetime | None) -> float | None:
+    """Epoch seconds of a naive UTC datetime."""
+    return None if value is None else value.replace(tzinfo=timezone.utc).timestamp()
+
+
 _id_lock = threading.Lock()
 _id_state = {"ms": 0, "seq": 0, "pid": 0}
 

@@ -6,6 +6,7 @@ Read top to bottom, this module is the whole state machine::
     (new) ──► Scheduled ─┘     │   ▲ └────► Failed      (after the last attempt)
     (new) ──► Awaiting ──► Enqueued      │   └────────► Scheduled (retry with backoff)
                                └─────────┘ Enqueued  (handed back / worker lost)
+                                           Processing (a redelivered message claimed again)
     any non-final ──► Deleted ;  Failed | Succeeded | Deleted ──► Enqueued (requeue by a person)
 
 Each transition writes one history row (state, reason, time, data) and updates the job
@@ -39,7 +40,8 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
     AWAITING: frozenset({ENQUEUED, DELETED}),
     SCHEDULED: frozenset({ENQUEUED, PROCESSING, DELETED}),
     ENQUEUED: frozenset({PROCESSING, SCHEDULED, DELETED, FAILED}),
-    PROCESSING: frozenset({SUCCEEDED, FAILED, SCHEDULED, ENQUEUED, DELETED}),
+    # Processing → Processing: a redelivered message (its worker was lost) claimed again
+    PROCESSING: frozenset({PROCESSING, SUCCEEDED, FAILED, SCHEDULED, ENQUEUED, DELETED}),
     SUCCEEDED: frozenset({ENQUEUED, SCHEDULED}),
     FAILED: frozenset({ENQUEUED, SCHEDULED, DELETED}),
     DELETED: frozenset({ENQUEUED, SCHEDULED}),

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue as queue_module
 import signal
 import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from flask import Flask
 from huey.consumer import Consumer, Scheduler, Worker
@@ -28,124 +26,13 @@ from huey.consumer import Consumer, Scheduler, Worker
 from app.extensions import db
 from tasks import api, ledger, lifecycle
 from tasks.codec import Delivery, PoisonMessage, decode
-from tasks.engine import JobEngine, outgoing
+from tasks.engine import JobEngine
 from tasks.lifecycle import Transition
+from tasks.recovery import Maintenance
 from tasks.transport import Fetched
+from tasks.writer import LedgerWriter, Pending
 
 log = logging.getLogger("tasks.server")
-
-
-@dataclass
-class Pending:
-    """A transition waiting to be written, and what to do with the message after."""
-
-    transition: Transition
-    ack: bool = False
-    retry: Delivery | None = None
-
-
-class LedgerWriter:
-    """Writes transitions in batches from one thread; acknowledges after commit.
-
-    If the database is unavailable the batch is kept and retried with backoff
-    (``healthy`` turns false so workers stop fetching meanwhile); nothing is lost.
-    """
-
-    def __init__(self, app: Flask, runtime: "WorkerRuntime", max_batch: int = 500):
-        self.app, self.runtime, self.max_batch = app, runtime, max_batch
-        self.inbox: queue_module.SimpleQueue[Pending | None] = queue_module.SimpleQueue()
-        self.healthy = True
-        self.backlog = 0
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, pending: Pending) -> None:
-        """Queue a transition for the next batch."""
-        self.backlog += 1
-        self.inbox.put(pending)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything submitted so far is written; False on timeout."""
-        done = threading.Event()
-        self.inbox.put(done)
-        return done.wait(timeout)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread."""
-        self.flush(timeout)
-        self._stopping = True
-        self.inbox.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        with self.app.app_context():
-            engine = db.engine
-        while not self._stopping:
-            batch, markers = self._collect()
-            if batch:
-                self._write(engine, batch)
-            for marker in markers:
-                marker.set()
-
-    def _collect(self) -> tuple[list[Pending], list[threading.Event]]:
-        """Block for one item, then take whatever else is already waiting (natural batching)."""
-        batch: list[Pending] = []
-        markers: list[threading.Event] = []
-        item = self.inbox.get()
-        while True:
-            if isinstance(item, Pending):
-                batch.append(item)
-            elif isinstance(item, threading.Event):
-                markers.append(item)
-                break  # write what came before the marker, then release it
-            elif item is None:
-                break
-            if len(batch) >= self.max_batch:
-                break
-            try:
-                item = self.inbox.get_nowait()
-            except queue_module.Empty:
-                break
-        return batch, markers
-
-    def _write(self, engine, batch: list[Pending]) -> None:
-        delay = 0.05
-        while True:
-            try:
-                with engine.begin() as conn:
-                    outcomes = ledger.apply(conn, [p.transition for p in batch])
-                break
-            except Exception as exc:  # noqa: BLE001 - keep the batch, retry until the DB is back
-                self.healthy = False
-                log.warning("ledger write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        self.healthy = True
-        for outcome in outcomes:
-            if not outcome.applied:
-                t = outcome.transition
-                log.info("job %s: %s → %s refused (stale message)", t.job_id, outcome.previous, t.state)
-        self._settle(batch)
-        self.backlog -= len(batch)
-
-    def _settle(self, batch: list[Pending]) -> None:
-        transport, worker_id = self.runtime.transport, self.runtime.worker_id
-        acks = [p.transition.job_id for p in batch if p.ack]
-        retries = [outgoing(p.retry) for p in batch if p.retry is not None]
-        delay = 0.05
-        while True:
-            try:
-                if acks:
-                    transport.ack(worker_id, acks)
-                if retries:
-                    transport.reschedule(worker_id, retries)
-                self.runtime.settled([p.transition.job_id for p in batch if p.ack or p.retry])
-                return
-            except Exception as exc:  # noqa: BLE001 - transport down: the message is still in flight
-                log.warning("acknowledge failed (%s); retrying in %.1fs", type(exc).__name__, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
 
 def now() -> float:
@@ -245,26 +132,60 @@ class WorkerRuntime:
         """Record a message that can't run as a Failed job (poison) and drop it from the transport."""
         log.error("job %s failed without running: %s", job_id, reason)
         at = ledger.utcnow()
-        transition = Transition(job_id, lifecycle.FAILED, at, reason, expected=lifecycle.LIVE_STATES,
+        transition = Transition(job_id, lifecycle.FAILED, at, reason,
+                                expected=lifecycle.LIVE_STATES | {lifecycle.AWAITING},
                                 fields={"finished_at": at, "exception_type": "PoisonMessage",
                                         "exception_message": reason, "worker": self.worker_id},
                                 data={"worker": self.worker_id, "exception_type": "PoisonMessage",
                                       "exception_message": reason})
         self.writer.submit(Pending(transition, ack=True))
 
+    def claim(self, delivery: Delivery, attempt: int, redeliveries: int) -> ledger.Outcome | None:
+        """Record Processing and wait for the commit; the job runs only if the ledger agrees.
+
+        Returns None when shutdown began before the ledger answered.
+        """
+        started = ledger.utcnow()
+        queued_at = delivery.eta or delivery.created
+        latency = {"latency_ms": round((now() - queued_at) * 1000, 1)} if queued_at else {}
+        reason = f"Attempt {attempt} of {delivery.max_attempts}"
+        if redeliveries:
+            reason += f" (redelivered {redeliveries}×)"
+        pending = Pending(Transition(
+            delivery.id, lifecycle.PROCESSING, started, reason,
+            fields={"started_at": started, "worker": self.worker_id, "attempt": attempt},
+            data={"worker": self.worker_id, "queue": delivery.queue, "attempt": attempt, **latency},
+        ), done=threading.Event())
+        self.writer.submit(pending)
+        while not pending.done.wait(0.5):
+            if self.stopping.is_set():
+                return None
+        return pending.outcome
+
+    def skip(self, job_id: str, previous: str | None) -> None:
+        """Drop a message the ledger won't run: a dead letter if it has no row, else already settled."""
+        if previous is None:
+            at = ledger.utcnow()
+            reason = "message has no ledger row (dead letter): the job was never recorded or has expired"
+            log.error("job %s: %s", job_id, reason)
+            with self.app.app_context():
+                dead_letter(job_id, reason, at)
+        else:
+            log.info("job %s is %s in the ledger; not running it again", job_id, previous)
+        self.transport.ack(self.worker_id, [job_id])
+        self.settled([job_id])
+
     def execute(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, redeliveries: int,
                 huey=None) -> None:
-        """Run the job function in a fresh app context and submit its outcome."""
-        started = ledger.utcnow()
+        """Claim the job in the ledger, run it in a fresh app context and submit its outcome."""
+        claim = self.claim(delivery, attempt, redeliveries)
+        if claim is None:
+            self.hand_back([delivery.id], "Worker shut down before the job started")
+            return
+        if not claim.applied:
+            self.skip(delivery.id, claim.previous)
+            return
         start = time.monotonic()
-        latency = now() - (delivery.eta or delivery.created) if (delivery.eta or delivery.created) else None
-        self.writer.submit(Pending(Transition(
-            delivery.id, lifecycle.PROCESSING, started,
-            f"Attempt {attempt} of {delivery.max_attempts}" + (f" (redelivered {redeliveries}×)" if redeliveries else ""),
-            fields={"started_at": started, "worker": self.worker_id, "attempt": attempt},
-            data={"worker": self.worker_id, "queue": delivery.queue, "attempt": attempt,
-                  **({"latency_ms": round(latency * 1000, 1)} if latency is not None else {})},
-        )))
         context = api.JobContext(delivery.id, delivery.task, attempt, delivery.max_attempts, delivery.queue,
                                  self.worker_id)
         token = api.running(context)
@@ -358,33 +279,20 @@ class _InFlight:
         self.id = job_id
 
 
-# -- maintenance ------------------------------------------------------------------
-def record_due(runtime: WorkerRuntime, job_ids: list[str]) -> None:
-    """Record Scheduled → Enqueued for jobs the scheduler moved to their queues."""
-    at = ledger.utcnow()
-    for job_id in job_ids:
-        runtime.writer.submit(Pending(Transition(job_id, lifecycle.ENQUEUED, at, "Due", fields={"enqueued_at": at},
-                                                 expected=frozenset({lifecycle.SCHEDULED}))))
+def dead_letter(job_id: str, reason: str, at) -> None:
+    """Record a message without a ledger row as a Failed job, so a person can see it."""
+    from sqlalchemy.exc import IntegrityError
 
-
-def recover_dead_workers(runtime: WorkerRuntime) -> list[str]:
-    """Hand the in-flight jobs of workers that stopped beating back to their queues."""
-    transport, settings = runtime.transport, runtime.engine.settings
-    dead = transport.claim_dead(settings.dead_after)
-    live = {w["id"] for w in transport.workers()}
-    dead += [w for w in transport.orphaned_inflight(live) if w not in dead and w != runtime.worker_id]
-    recovered = []
-    at = ledger.utcnow()
-    for worker_id in dead:
-        moved = transport.hand_back(worker_id, None, lost=True)
-        log.warning("worker %s is dead; re-enqueued %d job(s)", worker_id, len(moved))
-        for job_id in moved:
-            runtime.writer.submit(Pending(Transition(
-                job_id, lifecycle.ENQUEUED, at, f"Worker {worker_id} lost; re-enqueued",
-                expected=frozenset({lifecycle.PROCESSING, lifecycle.ENQUEUED}),
-                fields={"enqueued_at": at}, data={"lost_worker": worker_id})))
-        recovered += moved
-    return recovered
+    new = ledger.NewJob(job_id, "(unknown)", "Dead letter", "default", 0, [], {}, lifecycle.ENQUEUED, 1,
+                        reason="Dead letter")
+    try:
+        with db.engine.begin() as conn:
+            ledger.insert_jobs(conn, [new])
+            ledger.apply(conn, [Transition(job_id, lifecycle.FAILED, at, reason,
+                                           fields={"finished_at": at, "exception_type": "DeadLetter",
+                                                   "exception_message": reason})])
+    except IntegrityError:
+        pass  # someone recorded it meanwhile
 
 
 class JobWorker(Worker):
@@ -424,24 +332,18 @@ class JobWorker(Worker):
 
 
 class JobScheduler(Scheduler):
-    """Moves due jobs atomically and recovers dead workers' jobs."""
+    """Moves due jobs, recovers dead workers' jobs, reconciles and cleans (``Maintenance``)."""
 
     runtime_factory: Callable[[], WorkerRuntime]
 
     def initialize(self) -> None:
         self.runtime = self.runtime_factory()
-        self._next_recovery = 0.0
+        self.maintenance = Maintenance(self.runtime)
 
     def loop(self, now=None) -> None:
-        current = time.monotonic()
-        try:
-            record_due(self.runtime, self.runtime.transport.move_due())
-            if current >= self._next_recovery:
-                self._next_recovery = current + 1.0
-                recover_dead_workers(self.runtime)
-        except Exception:  # noqa: BLE001 - maintenance must never kill the scheduler
-            self._logger.exception("scheduler maintenance failed")
-        self.sleep_for_interval(current, self.interval)
+        started = time.monotonic()
+        self.maintenance.tick()
+        self.sleep_for_interval(started, self.interval)
 
     def shutdown(self) -> None:
         if JobWorker.owns_runtime and hasattr(self, "runtime"):

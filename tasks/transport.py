@@ -143,6 +143,17 @@ return moved
 """
 
 
+# Take or renew a lease. KEYS: lease ; ARGV: owner, ttl ms
+LEASE_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if not holder or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 class RedisTransport(RedisStorage):
     """Reliable-fetch Huey storage on Redis (``redis://`` or ``rediss://``)."""
 
@@ -162,6 +173,7 @@ class RedisTransport(RedisStorage):
         self._hand_back = self.conn.register_script(HAND_BACK_LUA)
         self._claim_dead = self.conn.register_script(CLAIM_DEAD_LUA)
         self._move_due = self.conn.register_script(MOVE_DUE_LUA)
+        self._lease = self.conn.register_script(LEASE_LUA)
 
     def queue_key_for(self, queue: str) -> str:
         """Redis key of ``queue``'s sorted set."""
@@ -334,6 +346,10 @@ class RedisTransport(RedisStorage):
         owners = {k.decode()[len(prefix):] for k in self.conn.scan_iter(prefix + "*", count=500)}
         return sorted(owners - live - {w.decode() for w in self.conn.zrange(self.heartbeats_key, 0, -1)})
 
+    def lead(self, role: str, owner: str, ttl: float) -> bool:
+        """Take or renew the lease on ``role`` for ``ttl`` seconds; True when ``owner`` holds it."""
+        return bool(self._lease(keys=[f"{self.prefix}lease:{role}"], args=[owner, int(ttl * 1000)]))
+
     def retire(self, worker_id: str) -> None:
         """Remove a worker that stopped cleanly."""
         pipe = self.conn.pipeline(transaction=True)
@@ -367,6 +383,8 @@ class SqliteTransport(SqliteStorage):
         "create index if not exists job_messages_worker on job_messages (worker) where worker is not null",
         "create table if not exists job_workers (worker_id text primary key, info text not null,"
         " beat integer not null)",
+        "create table if not exists job_leases (role text primary key, owner text not null,"
+        " expires integer not null)",
     ]
 
     def __init__(self, name: str = "jobs", filename: str = "jobs-transport.db", poll_interval: float = 0.05):
@@ -498,6 +516,17 @@ class SqliteTransport(SqliteStorage):
         rows = self.sql("select distinct worker from job_messages where worker is not null and worker not in"
                         " (select worker_id from job_workers)", results=True)
         return sorted({r[0] for r in rows} - live)
+
+    def lead(self, role: str, owner: str, ttl: float) -> bool:
+        """Take or renew the lease on ``role`` for ``ttl`` seconds; True when ``owner`` holds it."""
+        at = now_ms()
+        with self.db(commit=True) as cur:
+            cur.execute("insert into job_leases values (?, ?, ?) on conflict(role) do update"
+                        " set owner = excluded.owner, expires = excluded.expires"
+                        " where job_leases.owner = excluded.owner or job_leases.expires < ?",
+                        (role, owner, at + int(ttl * 1000), at))
+            cur.execute("select owner from job_leases where role = ?", (role,))
+            return cur.fetchone()[0] == owner
 
     def retire(self, worker_id: str) -> None:
         """Remove a worker that stopped cleanly."""

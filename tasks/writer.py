@@ -1,0 +1,145 @@
+"""The ledger writer: one thread per worker process that batches state transitions.
+
+Transitions from all jobs of a process are written in few transactions; only after
+the commit is a message acknowledged (or rescheduled) in the transport, so a job
+leaves the transport only once its state is durable.
+"""
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import Flask
+
+from app.extensions import db
+from tasks import ledger
+from tasks.codec import Delivery
+from tasks.engine import outgoing
+from tasks.lifecycle import Transition
+
+log = logging.getLogger("tasks.writer")
+
+
+@dataclass
+class Pending:
+    """A transition waiting to be written, and what to do with the message after.
+
+    ``done`` is set once the batch holding it is committed; ``outcome`` then says
+    whether the lifecycle accepted it (a worker waits on this before running a job).
+    """
+
+    transition: Transition
+    ack: bool = False
+    retry: Delivery | None = None
+    done: threading.Event | None = None
+    outcome: ledger.Outcome | None = None
+
+
+class LedgerWriter:
+    """Writes transitions in batches from one thread; acknowledges after commit.
+
+    If the database is unavailable the batch is kept and retried with backoff
+    (``healthy`` turns false so workers stop fetching meanwhile); nothing is lost.
+    """
+
+    def __init__(self, app: Flask, runtime, max_batch: int = 500):
+        self.app, self.runtime, self.max_batch = app, runtime, max_batch
+        self.inbox: queue_module.SimpleQueue[Pending | None] = queue_module.SimpleQueue()
+        self.healthy = True
+        self.backlog = 0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, pending: Pending) -> None:
+        """Queue a transition for the next batch."""
+        self.backlog += 1
+        self.inbox.put(pending)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        done = threading.Event()
+        self.inbox.put(done)
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        self.flush(timeout)
+        self._stopping = True
+        self.inbox.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            engine = db.engine
+        while not self._stopping:
+            batch, markers = self._collect()
+            if batch:
+                self._write(engine, batch)
+            for marker in markers:
+                marker.set()
+
+    def _collect(self) -> tuple[list[Pending], list[threading.Event]]:
+        """Block for one item, then take whatever else is already waiting (natural batching)."""
+        batch: list[Pending] = []
+        markers: list[threading.Event] = []
+        item = self.inbox.get()
+        while True:
+            if isinstance(item, Pending):
+                batch.append(item)
+            elif isinstance(item, threading.Event):
+                markers.append(item)
+                break  # write what came before the marker, then release it
+            elif item is None:
+                break
+            if len(batch) >= self.max_batch:
+                break
+            try:
+                item = self.inbox.get_nowait()
+            except queue_module.Empty:
+                break
+        return batch, markers
+
+    def _write(self, engine, batch: list[Pending]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                with engine.begin() as conn:
+                    outcomes = ledger.apply(conn, [p.transition for p in batch])
+                break
+            except Exception as exc:  # noqa: BLE001 - keep the batch, retry until the DB is back
+                self.healthy = False
+                log.warning("ledger write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.healthy = True
+        for pending, outcome in zip(batch, outcomes):
+            pending.outcome = outcome
+            if not outcome.applied:
+                t = outcome.transition
+                log.info("job %s: %s → %s refused (stale message)", t.job_id, outcome.previous, t.state)
+            if pending.done is not None:
+                pending.done.set()
+        self._settle(batch)
+        self.backlog -= len(batch)
+
+    def _settle(self, batch: list[Pending]) -> None:
+        transport, worker_id = self.runtime.transport, self.runtime.worker_id
+        acks = [p.transition.job_id for p in batch if p.ack]
+        retries = [outgoing(p.retry) for p in batch if p.retry is not None]
+        delay = 0.05
+        while True:
+            try:
+                if acks:
+                    transport.ack(worker_id, acks)
+                if retries:
+                    transport.reschedule(worker_id, retries)
+                self.runtime.settled([p.transition.job_id for p in batch if p.ack or p.retry])
+                return
+            except Exception as exc:  # noqa: BLE001 - transport down: the message is still in flight
+                log.warning("acknowledge failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
