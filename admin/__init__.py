@@ -1,9 +1,33 @@
-"""Flask-Admin setup. Placeholder: being written."""
+"""Flask-Admin setup: the admin at ``/admin/``, Configuration → Roles/Users, and the jobs dashboard.
+
+``init_admin(app)`` builds a fresh :class:`flask_admin.Admin` per application (an
+``Admin`` holds per-app blueprints, so it can't be a module-level singleton).
+"""
+from __future__ import annotations
+
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
+from admin import authorization
+from admin.dashboard import dashboard_view
+from admin.views import RoleView, SecureIndexView, UserView
+from app.extensions import db
+from app.models import Role, User
+
+CONFIGURATION = "Configuration"
+
 
 def init_admin(app: Flask) -> Admin:
-    admin = Admin(app, name="Jobs", theme=Bootstrap4Theme())
+    """Mount the admin and the jobs dashboard on ``app`` and return the ``Admin``."""
+    authorization.configure(app)
+    admin = Admin(
+        app,
+        name="Jobs",
+        theme=Bootstrap4Theme(base_template="admin/jobs_base.html"),
+        index_view=SecureIndexView(name="Home", template="admin/jobs_index.html", url="/admin"),
+    )
+    admin.add_view(dashboard_view(app))
+    admin.add_view(RoleView(Role, db, name="Roles", category=CONFIGURATION, endpoint="role"))
+    admin.add_view(UserView(User, db, name="Users", category=CONFIGURATION, endpoint="user"))
     return admin

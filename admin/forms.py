@@ -1,0 +1,238 @@
+"""Forms of the admin: roles (grouped permission checkboxes) and users (roles, new password).
+
+The forms derive from Flask-Admin's plain ``BaseForm``: CSRF is checked app-wide by
+Flask-WTF's ``CSRFProtect`` and the admin templates emit ``csrf_token()``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dataclass_field
+from typing import Any
+
+from flask_admin.contrib.sqla.fields import QuerySelectMultipleField
+from flask_admin.form import BaseForm
+from markupsafe import Markup, escape
+from sqlalchemy import func, select
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import Email, InputRequired, Length, Optional, Regexp, ValidationError
+
+from app.extensions import db
+from app.models import Permission, Role, User
+from app.permissions import REGISTRY
+
+PASSWORD_MIN_LENGTH = 8
+
+
+@dataclass
+class CheckboxOption:
+    """One checkbox: submitted value, visible label, state and nested options."""
+
+    value: str
+    label: str
+    checked: bool
+    title: str = ""
+    children: list["CheckboxOption"] = dataclass_field(default_factory=list)
+
+
+class CheckboxGroupsWidget:
+    """Render a field's ``option_groups()`` as Bootstrap 4 checkboxes, a fieldset per group.
+
+    Every checkbox has its own ``<label for=...>`` holding the option's label, so
+    browsers (and Playwright's ``get_by_label``) find it by its visible text.
+    """
+
+    def __call__(self, field: Any, **kwargs: Any) -> Markup:
+        """The HTML of every group of ``field``."""
+        invalid = " is-invalid" if "is-invalid" in str(kwargs.get("class", "")).split() else ""
+        groups = "".join(self.render_group(field, name, options) for name, options in field.option_groups())
+        return Markup(f'<div id="{escape(field.id)}" class="checkbox-groups{invalid}">{groups}</div>')
+
+    def render_group(self, field: Any, name: str, options: list[CheckboxOption]) -> str:
+        """A fieldset with an optional legend and its checkboxes."""
+        legend = ""
+        if name:
+            legend = f'<legend class="col-form-label font-weight-bold pt-0">{escape(name)}</legend>'
+        items = "".join(self.render_option(field, option) for option in options)
+        return f'<fieldset class="checkbox-group mb-2">{legend}{items}</fieldset>'
+
+    def render_option(self, field: Any, option: CheckboxOption) -> str:
+        """One checkbox, its label and, indented below, its nested options."""
+        input_id = f"{field.id}-{option.value}"
+        checked = " checked" if option.checked else ""
+        title = f' title="{escape(option.title)}"' if option.title and option.title != option.label else ""
+        children = ""
+        if option.children:
+            nested = "".join(self.render_option(field, child) for child in option.children)
+            children = f'<div class="ml-4">{nested}</div>'
+        return (
+            '<div class="form-check">'
+            f'<input class="form-check-input" type="checkbox" id="{escape(input_id)}" '
+            f'name="{escape(field.name)}" value="{escape(option.value)}"{checked}>'
+            f'<label class="form-check-label" id="{escape(input_id)}-label" for="{escape(input_id)}"{title}>'
+            f"{escape(option.label)}</label>{children}</div>"
+        )
+
+
+class CheckboxListField(QuerySelectMultipleField):
+    """A many-to-many relation as a list of checkboxes (one group, no legend)."""
+
+    widget = CheckboxGroupsWidget()
+
+    def option(self, pk: str, obj: Any, label: str | None = None) -> CheckboxOption:
+        """The checkbox of ``obj`` (label from ``get_label`` unless given)."""
+        full_label = str(self.get_label(obj))
+        return CheckboxOption(value=pk, label=label or full_label, checked=obj in (self.data or ()),
+                              title=full_label)
+
+    def option_groups(self) -> list[tuple[str, list[CheckboxOption]]]:
+        """``[(group name, options)]`` to render."""
+        return [("", [self.option(pk, obj) for pk, obj in self._get_object_list()])]
+
+
+def relative_label(display_name: str, parent_display_name: str) -> str:
+    """A child permission's label shown under its parent: "Hangfire Dashboard (read-only)" → "Read-only"."""
+    if not display_name.startswith(parent_display_name):
+        return display_name
+    rest = display_name[len(parent_display_name):].strip().strip("()-:").strip()
+    return rest[:1].upper() + rest[1:] if rest else display_name
+
+
+class PermissionsField(CheckboxListField):
+    """Permissions grouped by their group; a permission named ``<parent>.<x>`` nests under its parent.
+
+    A top-level checkbox's label is the permission's display name ("Hangfire Dashboard").
+    A nested one shows the part of its display name after the parent's ("Read-only")
+    and the full display name as its tooltip, so every label stays unique on the page.
+    """
+
+    def option_groups(self) -> list[tuple[str, list[CheckboxOption]]]:
+        """Options grouped by permission group, children nested under their parent."""
+        groups: dict[str, list[CheckboxOption]] = {}
+        seen: dict[str, tuple[Permission, CheckboxOption]] = {}
+        for pk, permission in self._get_object_list():
+            parent = nearest_parent(permission.name, seen)
+            if parent is None:
+                option = self.option(pk, permission)
+                groups.setdefault(permission.group, []).append(option)
+            else:
+                parent_permission, parent_option = parent
+                label = relative_label(permission.display_name, parent_permission.display_name)
+                option = self.option(pk, permission, label=label)
+                parent_option.children.append(option)
+            seen[permission.name] = (permission, option)
+        return list(groups.items())
+
+
+def nearest_parent(name: str, seen: dict[str, Any]) -> Any | None:
+    """The entry of ``seen`` for the longest dotted prefix of ``name``, or None."""
+    parts = name.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in seen:
+            return seen[prefix]
+    return None
+
+
+def group_rank() -> dict[str, int]:
+    """Position of each permission group in the code registry (declaration order)."""
+    rank: dict[str, int] = {}
+    for definition in REGISTRY.values():
+        rank.setdefault(definition.group, len(rank))
+    return rank
+
+
+def permission_query() -> list[Permission]:
+    """Every permission: groups in registry order, then by name (a parent before its children)."""
+    rank = group_rank()
+    permissions = db.session.scalars(select(Permission)).all()
+    return sorted(permissions, key=lambda p: (rank.get(p.group, len(rank)), p.group, p.name))
+
+
+def role_query():
+    """Every role, by name."""
+    return db.session.scalars(select(Role).order_by(Role.name)).all()
+
+
+def strip(value: Any) -> Any:
+    """Strip surrounding whitespace from submitted text."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def text_or_empty(value: Any) -> str:
+    """Submitted text, stripped; empty string when absent (NOT NULL columns)."""
+    return strip(value) or ""
+
+
+class UniqueIgnoringCase:
+    """Refuse a value another row already holds in ``column`` (case-insensitively).
+
+    The value the edited object already has is always accepted.
+    """
+
+    def __init__(self, column: Any, message: str) -> None:
+        self.column = column
+        self.message = message
+
+    def __call__(self, form: Any, field: Any) -> None:
+        """Raise ValidationError when the value is taken."""
+        value = (field.data or "").lower()
+        if not value or value == (field.object_data or "").lower():
+            return
+        taken = db.session.scalar(select(func.count()).where(func.lower(self.column) == value))
+        if taken:
+            raise ValidationError(self.message)
+
+
+class RoleForm(BaseForm):
+    """Name, description and the permissions a role grants."""
+
+    name = StringField(
+        "Name",
+        validators=[InputRequired(), Length(max=64),
+                    UniqueIgnoringCase(Role.name, "A role with this name already exists.")],
+        filters=[strip],
+    )
+    description = StringField("Description", validators=[Optional(), Length(max=255)],
+                              filters=[text_or_empty], default="")
+    permissions = PermissionsField("Permissions", query_factory=permission_query, get_label="display_name")
+
+
+class UserForm(BaseForm):
+    """A user as the edit form shows it; a blank new password keeps the current one."""
+
+    username = StringField(
+        "Username",
+        validators=[InputRequired(), Length(max=64),
+                    Regexp(r"^[^\s@]+$", message="A username can't contain spaces or '@'."),
+                    UniqueIgnoringCase(User.username, "This username is already taken.")],
+        filters=[strip],
+    )
+    email = StringField(
+        "Email",
+        validators=[InputRequired(), Length(max=255), Email(message="Enter a valid email address."),
+                    UniqueIgnoringCase(User.email, "Another user already has this email address.")],
+        filters=[strip],
+    )
+    active = BooleanField("Active", default=True,
+                          description="Inactive users can't sign in or use API tokens.")
+    roles = CheckboxListField("Roles", query_factory=role_query, get_label="name")
+    new_password = PasswordField(
+        "New password",
+        validators=[Optional(), Length(min=PASSWORD_MIN_LENGTH, max=256)],
+        description="Leave blank to keep the current password.",
+    )
+
+    def populate_obj(self, obj: Any) -> None:
+        """Copy every field but the password onto ``obj`` (the view hashes the password)."""
+        for name, form_field in self._fields.items():
+            if name != "new_password":
+                form_field.populate_obj(obj, name)
+
+
+class UserCreateForm(UserForm):
+    """The create form: the password is required."""
+
+    new_password = PasswordField(
+        "Password",
+        validators=[InputRequired(), Length(min=PASSWORD_MIN_LENGTH, max=256)],
+        description=f"At least {PASSWORD_MIN_LENGTH} characters.",
+    )

@@ -1,0 +1,114 @@
+"""Browser-test fixtures: the app on a live HTTP server, and Debian's Chromium through Playwright.
+
+Import the fixtures into a test module (they register as ``browser``, ``live_server``
+and ``new_page``)::
+
+    from tests.browser import browser_fixture, live_server_fixture, new_page_fixture  # noqa: F401
+
+``live_server`` serves the ``app`` fixture (same test database) from a thread on a
+free port; ``new_page()`` opens a page in a fresh browser context (its own cookies),
+so each call is a different signed-in person. Set ``BROWSER_SCREENSHOT_DIR`` to keep
+screenshots taken with :func:`screenshot`.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DEFAULT_TIMEOUT_MS = 5_000
+
+
+@dataclass
+class LiveServer:
+    """A running server: its base URL and the application it serves."""
+
+    url: str
+    app: Flask
+    server: BaseWSGIServer
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without the per-request access log."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Don't log successful requests (errors are still logged)."""
+
+
+def start_server(app: Flask) -> tuple[BaseWSGIServer, threading.Thread]:
+    """Serve ``app`` on 127.0.0.1 (free port) from a daemon thread, one thread per request."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture(name="live_server")
+def live_server_fixture(app) -> Iterator[LiveServer]:
+    """The ``app`` fixture served over HTTP for the duration of a test."""
+    server, thread = start_server(app)
+    yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app, server=server)
+    server.shutdown()
+    thread.join(10)
+    server.server_close()
+
+
+@pytest.fixture(name="browser", scope="session")
+def browser_fixture():
+    """Debian's Chromium, headless, launched once per test session."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(name="new_page")
+def new_page_fixture(browser, live_server):
+    """A factory of pages, each in its own browser context (cookies) on the live server."""
+    contexts = []
+
+    def open_page():
+        """A new page in a new context."""
+        context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page, username: str, password: str) -> None:
+    """Sign in through the real login form (fields named as DESIGN.md fixes them) and leave it."""
+    page.goto("/login")
+    page.locator('input[name="username"]').fill(username)
+    page.locator('input[name="password"]').fill(password)
+    page.locator('form button[type="submit"]').click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def screenshot(page, name: str) -> None:
+    """Save a full-page screenshot to ``$BROWSER_SCREENSHOT_DIR/<name>.png`` when that is set."""
+    directory = os.environ.get("BROWSER_SCREENSHOT_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        page.screenshot(path=os.path.join(directory, f"{name}.png"), full_page=True)

@@ -1,0 +1,457 @@
+"""The admin through its real forms: access rules, the role and user forms, CSRF, menus."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Permission, Role, User
+from app.permissions import ADMIN_ROLE, HANGFIRE, HANGFIRE_READ_ONLY, ROLES, USERS
+from tests.conftest import csrf_token
+
+PASSWORD = "correct horse battery"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def sign_in(app, username: str, password: str = PASSWORD, environ_base: dict | None = None):
+    """A new test client (optionally with ``environ_base``, e.g. its address) signed in via /login."""
+    client = app.test_client()
+    client.environ_base.update(environ_base or {})
+    page = client.get("/login")
+    client.post("/login", data={"username": username, "password": password,
+                                "csrf_token": csrf_token(page.get_data(True))})
+    return client
+
+
+def is_signed_in(client) -> bool:
+    """True when ``client`` holds a session the admin accepts."""
+    return client.get("/admin/").status_code == 200
+
+
+def csrf_for(client) -> str:
+    """A valid CSRF token for ``client``'s session: from the admin home, or the login page."""
+    page = client.get("/admin/")
+    if page.status_code != 200:
+        page = client.get("/login")
+    return csrf_token(page.get_data(True))
+
+
+def delete_row(client, view: str, row_id: int, **kwargs):
+    """POST the list page's delete form for ``row_id`` of ``view`` (role or user)."""
+    data = {"id": str(row_id), "csrf_token": csrf_for(client)}
+    return client.post(f"/admin/{view}/delete/", data=data, **kwargs)
+
+
+def submit(client, path: str, data: dict, **kwargs):
+    """GET the form at ``path`` and POST ``data`` back to it with the page's CSRF token."""
+    token = csrf_token(client.get(path).get_data(True))
+    return client.post(path, data={**data, "csrf_token": token}, **kwargs)
+
+
+def make_role(app, name: str, permissions=(), description: str = "") -> int:
+    """Create a role holding ``permissions``; returns its id."""
+    with app.app_context():
+        role = Role(name=name, description=description)
+        role.permissions = [permission_row(p) for p in permissions]
+        db.session.add(role)
+        db.session.commit()
+        return role.id
+
+
+def permission_row(name: str) -> Permission:
+    """The Permission row called ``name`` (inside an app context)."""
+    return db.session.scalar(select(Permission).where(Permission.name == name))
+
+
+def permission_id(app, name: str) -> int:
+    """The id of the permission called ``name``."""
+    with app.app_context():
+        return permission_row(name).id
+
+
+def role_state(app, role_id: int) -> tuple[str, set[str]] | None:
+    """``(name, permission names)`` of a role, or None when it is gone."""
+    with app.app_context():
+        role = db.session.get(Role, role_id)
+        return None if role is None else (role.name, {p.name for p in role.permissions})
+
+
+def user_state(app, username: str) -> User | None:
+    """A detached copy of the user called ``username`` (or None)."""
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == username))
+        if user is not None:
+            db.session.expunge(user)
+        return user
+
+
+def user_id(app, username: str) -> int:
+    """The id of the user called ``username``."""
+    return user_state(app, username).id
+
+
+def role_id_by_name(app, name: str) -> int:
+    """The id of the role called ``name``."""
+    with app.app_context():
+        return Role.by_name(name).id
+
+
+def assert_login_redirect(response, path: str) -> None:
+    """``response`` sends the browser to the login page with ``next`` back to ``path``."""
+    from urllib.parse import quote
+
+    assert response.status_code == 302, response.status_code
+    assert response.headers["Location"] == "/login?next=" + quote(path, safe="")
+
+
+def user_form(username: str, email: str, *, password: str = "", active: bool = True, roles=()) -> dict:
+    """Form data for the user create/edit form (without the CSRF token)."""
+    data = {"username": username, "email": email, "new_password": password, "roles": [str(r) for r in roles]}
+    if active:
+        data["active"] = "y"
+    return data
+
+
+@pytest.fixture
+def admin_client(app, make_user):
+    """A client signed in as ``root``, a member of the Admin role (every permission)."""
+    make_user("root", roles=[ADMIN_ROLE])
+    return sign_in(app, "root")
+
+
+# --- the seed flow: grant "Hangfire Dashboard" to a role through the form ----------------------
+
+def test_admin_grants_dashboard_through_role_form(app, make_user, admin_client):
+    role_id = make_role(app, "Operators", description="Run the jobs")
+    make_user("olivia", roles=["Operators"])
+    make_user("nina")
+    hangfire_id = permission_id(app, HANGFIRE)
+
+    page = admin_client.get(f"/admin/role/edit/?id={role_id}")
+    assert page.status_code == 200
+    html = page.get_data(True)
+    assert re.search(rf'<input[^>]*id="permissions-{hangfire_id}"[^>]*value="{hangfire_id}"', html)
+    assert f'<label class="form-check-label" id="permissions-{hangfire_id}-label" ' \
+           f'for="permissions-{hangfire_id}">Hangfire Dashboard</label>' in html
+    assert ">Background jobs</legend>" in html and ">Administration</legend>" in html
+
+    saved = admin_client.post(f"/admin/role/edit/?id={role_id}", data={
+        "name": "Operators", "description": "Run the jobs", "permissions": [str(hangfire_id)],
+        "csrf_token": csrf_token(html),
+    })
+    assert saved.status_code == 302
+    assert role_state(app, role_id) == ("Operators", {HANGFIRE})
+
+    operator = sign_in(app, "olivia")
+    dashboard = operator.get("/hangfire")
+    assert dashboard.status_code == 200
+    assert "Hangfire Dashboard" in dashboard.get_data(True)
+    assert sign_in(app, "nina").get("/hangfire").status_code == 403
+    assert app.test_client().get("/hangfire").headers["Location"] == "/login?next=%2Fhangfire"
+
+
+def test_role_form_nests_read_only_under_dashboard(app, admin_client):
+    """The read-only permission sits under its parent, so each label is unique on the page."""
+    html = admin_client.get("/admin/role/new/").get_data(True)
+    read_only_id = permission_id(app, HANGFIRE_READ_ONLY)
+    label = f'for="permissions-{read_only_id}" title="Hangfire Dashboard (read-only)">Read-only</label>'
+    assert label in html
+    labels = re.findall(r'<label class="form-check-label"[^>]*>([^<]*)</label>', html)
+    assert labels == ["Hangfire Dashboard", "Read-only", "Roles", "Users"]
+
+
+def test_role_create_and_list(app, admin_client):
+    ids = [permission_id(app, HANGFIRE_READ_ONLY), permission_id(app, USERS)]
+    response = submit(admin_client, "/admin/role/new/", {
+        "name": "Viewers", "description": "Look only", "permissions": [str(i) for i in ids]})
+    assert response.status_code == 302
+    listing = admin_client.get("/admin/role/").get_data(True)
+    assert "Viewers" in listing and "Look only" in listing
+    assert "Users, Hangfire Dashboard (read-only)" in listing or \
+           "Hangfire Dashboard (read-only), Users" in listing
+
+
+def test_role_name_must_be_unique_ignoring_case(app, admin_client):
+    make_role(app, "Operators")
+    response = submit(admin_client, "/admin/role/new/", {"name": "operators"})
+    assert response.status_code == 200
+    assert "A role with this name already exists." in response.get_data(True)
+    with app.app_context():
+        assert Role.by_name("operators") is None
+
+
+def test_admin_role_cannot_be_renamed(app, admin_client):
+    admin_id = role_id_by_name(app, ADMIN_ROLE)
+    before = role_state(app, admin_id)
+    path = f"/admin/role/edit/?id={admin_id}"
+    assert re.search(r'<input[^>]*id="name"[^>]*readonly', admin_client.get(path).get_data(True))
+    roles_id = str(permission_id(app, ROLES))
+    response = submit(admin_client, path, {"name": "Superusers", "permissions": [roles_id]})
+    assert response.status_code == 200
+    assert "The Admin role can&#39;t be renamed." in response.get_data(True)
+    assert role_state(app, admin_id) == before
+
+
+def test_admin_role_cannot_be_deleted(app, admin_client):
+    admin_id = role_id_by_name(app, ADMIN_ROLE)
+    response = delete_row(admin_client, "role", admin_id, follow_redirects=True)
+    assert "The Admin role can&#39;t be deleted." in response.get_data(True)
+    assert role_state(app, admin_id) is not None
+
+
+def test_other_roles_can_be_deleted(app, admin_client):
+    role_id = make_role(app, "Temporary")
+    assert delete_row(admin_client, "role", role_id).status_code == 302
+    assert role_state(app, role_id) is None
+
+
+# --- access rules of every admin view ---------------------------------------------------------
+
+VIEWS = [("role", ROLES), ("user", USERS)]
+
+
+@pytest.fixture
+def targets(app, make_user):
+    """A deletable row per view: ``{"role": id, "user": id}``."""
+    return {"role": make_role(app, "Temporary"), "user": make_user("temporary")}
+
+
+def get_page(client, view: str, action: str, target: int):
+    """GET the ``action`` page (list, create, edit) of ``view``."""
+    path = {"list": f"/admin/{view}/", "create": f"/admin/{view}/new/",
+            "edit": f"/admin/{view}/edit/?id={target}"}[action]
+    return path, client.get(path)
+
+
+def still_exists(app, view: str, target: int) -> bool:
+    """True when the target row of ``view`` is still in the database."""
+    with app.app_context():
+        return db.session.get(Role if view == "role" else User, target) is not None
+
+
+@pytest.mark.parametrize("view,permission", VIEWS)
+@pytest.mark.parametrize("action", ["list", "create", "edit"])
+def test_anonymous_is_sent_to_login(app, client, targets, view, permission, action):
+    path, response = get_page(client, view, action, targets[view])
+    assert_login_redirect(response, path)
+
+
+@pytest.mark.parametrize("view,permission", VIEWS)
+@pytest.mark.parametrize("action", ["list", "create", "edit"])
+def test_user_without_permission_gets_403(app, make_user, targets, view, permission, action):
+    other = HANGFIRE if permission == ROLES else ROLES
+    make_user("mallory", permissions=[other, HANGFIRE_READ_ONLY])
+    _, response = get_page(sign_in(app, "mallory"), view, action, targets[view])
+    assert response.status_code == 403
+    assert "Traceback" not in response.get_data(True)
+
+
+@pytest.mark.parametrize("view,permission", VIEWS)
+@pytest.mark.parametrize("action", ["list", "create", "edit"])
+def test_user_with_permission_opens_page(app, make_user, targets, view, permission, action):
+    make_user("paula", permissions=[permission])
+    _, response = get_page(sign_in(app, "paula"), view, action, targets[view])
+    assert response.status_code == 200
+    assert 'name="csrf_token"' in response.get_data(True)
+
+
+@pytest.mark.parametrize("view,permission", VIEWS)
+def test_delete_access(app, make_user, client, targets, view, permission):
+    target = targets[view]
+    assert_login_redirect(delete_row(client, view, target), f"/admin/{view}/delete/")
+
+    make_user("mallory", permissions=[USERS if permission == ROLES else ROLES])
+    assert delete_row(sign_in(app, "mallory"), view, target).status_code == 403
+    assert still_exists(app, view, target)
+
+    make_user("paula", permissions=[permission])
+    assert delete_row(sign_in(app, "paula"), view, target).status_code == 302
+    assert not still_exists(app, view, target)
+
+
+def test_api_caller_gets_json_errors(app, make_user):
+    anonymous = app.test_client().get("/admin/role/", headers={"Accept": "application/json"})
+    assert anonymous.status_code == 401 and anonymous.is_json
+    make_user("mallory", permissions=[USERS])
+    refused = sign_in(app, "mallory").get("/admin/role/", headers={"Accept": "application/json"})
+    assert refused.status_code == 403 and refused.get_json() == {"error": "permission denied"}
+
+
+def test_admin_index_requires_sign_in(app, client, make_user):
+    assert_login_redirect(client.get("/admin/"), "/admin/")
+    make_user("nobody")
+    page = sign_in(app, "nobody").get("/admin/")
+    assert page.status_code == 200
+    assert "Signed in as <strong>nobody</strong>" in page.get_data(True)
+
+
+def test_login_next_is_kept_with_query_string(client):
+    assert_login_redirect(client.get("/admin/user/?search=ali"), "/admin/user/?search=ali")
+
+
+# --- menus ------------------------------------------------------------------------------------
+
+def menu(client) -> dict[str, str]:
+    """``{text: href}`` of every link in the admin's navigation bar, as ``client`` sees it."""
+    html = client.get("/admin/").get_data(True)
+    nav = re.sub(r"<!--.*?-->", "", html[html.index("<nav"):html.index("</nav>")], flags=re.S)
+    link = r'<a class="[^"]*" [^>]*href="([^"]*)"[^>]*>\s*(.*?)\s*(?:<i [^>]*></i>)?</a>'
+    links = re.findall(link, nav, re.S)
+    return {text.strip(): href for href, text in links}
+
+
+def test_menu_hides_views_the_user_cannot_open(app, make_user):
+    make_user("ursula", permissions=[USERS])
+    links = menu(sign_in(app, "ursula"))
+    assert links["Configuration"] == "javascript:void(0)"
+    assert links["Users"] == "/admin/user/"
+    assert "Roles" not in links and "Hangfire Dashboard" not in links
+
+
+def test_menu_shows_everything_to_admins(admin_client):
+    links = menu(admin_client)
+    assert links["Roles"] == "/admin/role/"
+    assert links["Users"] == "/admin/user/"
+    assert links["Hangfire Dashboard"] == "/hangfire"
+
+
+def test_menu_hides_configuration_without_admin_permissions(app, make_user):
+    make_user("olga", permissions=[HANGFIRE_READ_ONLY])
+    links = menu(sign_in(app, "olga"))
+    assert links["Hangfire Dashboard"] == "/hangfire"
+    assert not {"Configuration", "Roles", "Users"} & set(links)
+
+
+# --- CSRF -------------------------------------------------------------------------------------
+
+def test_post_without_csrf_token_is_refused(app, admin_client):
+    response = admin_client.post("/admin/role/new/", data={"name": "Sneaky"})
+    assert response.status_code == 400
+    with app.app_context():
+        assert Role.by_name("Sneaky") is None
+    target = user_id(app, "root")
+    assert admin_client.post("/admin/user/delete/", data={"id": str(target)}).status_code == 400
+    assert user_state(app, "root") is not None
+
+
+def test_post_with_forged_csrf_token_is_refused(app, admin_client):
+    response = admin_client.post("/admin/role/new/", data={"name": "Sneaky", "csrf_token": "forged"})
+    assert response.status_code == 400
+    with app.app_context():
+        assert Role.by_name("Sneaky") is None
+
+
+# --- the user form ----------------------------------------------------------------------------
+
+def test_create_user_with_password_can_sign_in(app, admin_client):
+    operators = make_role(app, "Operators", [HANGFIRE])
+    form = admin_client.get("/admin/user/new/").get_data(True)
+    assert 'type="password"' in form and ">Operators</label>" in form
+    response = submit(admin_client, "/admin/user/new/",
+                      user_form("carol", "carol@example.com", password="a new secret 1", roles=[operators]))
+    assert response.status_code == 302
+    carol = user_state(app, "carol")
+    assert carol.email == "carol@example.com" and carol.active and carol.check_password("a new secret 1")
+    client = sign_in(app, "carol", "a new secret 1")
+    assert is_signed_in(client)
+    assert client.get("/hangfire").status_code == 200
+
+
+def test_create_user_requires_password(app, admin_client):
+    response = submit(admin_client, "/admin/user/new/", user_form("carol", "carol@example.com"))
+    assert response.status_code == 200
+    assert "This field is required." in response.get_data(True)
+    assert user_state(app, "carol") is None
+
+
+def test_edit_with_blank_password_keeps_it(app, admin_client, make_user):
+    target = make_user("dave")
+    form = user_form("dave", "dave@new.example.com")
+    response = submit(admin_client, f"/admin/user/edit/?id={target}", form)
+    assert response.status_code == 302
+    dave = user_state(app, "dave")
+    assert dave.email == "dave@new.example.com" and dave.check_password(PASSWORD)
+    assert is_signed_in(sign_in(app, "dave"))
+
+
+def test_edit_sets_new_password(app, admin_client, make_user):
+    target = make_user("dave")
+    submit(admin_client, f"/admin/user/edit/?id={target}",
+           user_form("dave", "dave@example.com", password="another secret"))
+    assert user_state(app, "dave").check_password("another secret")
+    assert not is_signed_in(sign_in(app, "dave"))
+    assert is_signed_in(sign_in(app, "dave", "another secret"))
+
+
+def test_password_hash_is_never_shown(app, admin_client, make_user):
+    target = make_user("dave")
+    password_hash = user_state(app, "dave").password_hash
+    for path in ("/admin/user/", f"/admin/user/edit/?id={target}"):
+        html = admin_client.get(path).get_data(True)
+        assert password_hash not in html and "password_hash" not in html
+
+
+def test_deactivated_user_cannot_sign_in(app, admin_client, make_user):
+    target = make_user("erin")
+    response = submit(admin_client, f"/admin/user/edit/?id={target}",
+                      user_form("erin", "erin@example.com", active=False))
+    assert response.status_code == 302
+    assert user_state(app, "erin").active is False
+    assert not is_signed_in(sign_in(app, "erin"))
+
+
+def test_cannot_deactivate_yourself(app, admin_client):
+    me = user_id(app, "root")
+    response = submit(admin_client, f"/admin/user/edit/?id={me}", user_form(
+        "root", "root@example.com", active=False, roles=[role_id_by_name(app, ADMIN_ROLE)]))
+    assert response.status_code == 200
+    assert "You can&#39;t deactivate your own account." in response.get_data(True)
+    assert user_state(app, "root").active is True
+    assert is_signed_in(admin_client)
+
+
+def test_cannot_delete_yourself(app, admin_client):
+    response = delete_row(admin_client, "user", user_id(app, "root"), follow_redirects=True)
+    assert "You can&#39;t delete your own account." in response.get_data(True)
+    assert user_state(app, "root") is not None
+
+
+@pytest.mark.parametrize("username,email,message", [
+    ("ROOT", "other@example.com", "This username is already taken."),
+    ("other", "Root@Example.com", "Another user already has this email address."),
+    ("other", "not-an-email", "Enter a valid email address."),
+    ("two words", "other@example.com", "A username can&#39;t contain spaces or &#39;@&#39;."),
+])
+def test_bad_user_fields_rerender_with_message(app, admin_client, username, email, message):
+    form = user_form(username, email, password="long enough secret")
+    response = submit(admin_client, "/admin/user/new/", form)
+    assert response.status_code == 200
+    html = response.get_data(True)
+    assert message in html
+    assert f'value="{email}"' in html
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(User)) == 1
+
+
+def test_duplicate_username_on_edit(app, admin_client, make_user):
+    target = make_user("dave")
+    response = submit(admin_client, f"/admin/user/edit/?id={target}", user_form("root", "dave@example.com"))
+    assert response.status_code == 200
+    assert "This username is already taken." in response.get_data(True)
+    assert user_state(app, "dave") is not None
+
+
+def test_user_list_columns_and_search(app, admin_client, make_user):
+    make_user("alice", roles=[ADMIN_ROLE])
+    make_user("bob")
+    listing = admin_client.get("/admin/user/").get_data(True)
+    for header in ("Username", "Email", "Active", "Roles", "Created", "Last login"):
+        assert header in listing
+    assert "alice@example.com" in listing and "UTC" in listing
+    found = admin_client.get("/admin/user/?search=alice").get_data(True)
+    assert "alice@example.com" in found and "bob@example.com" not in found
+    by_email = admin_client.get("/admin/user/?search=bob%40example").get_data(True)
+    assert "bob@example.com" in by_email and "alice@example.com" not in by_email
