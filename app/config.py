@@ -16,6 +16,11 @@ class ConfigError(RuntimeError):
     """Raised when the configuration is unsafe or unusable."""
 
 
+#: Engine tuning read from the environment when set (seconds); defaults live in tasks.engine.Settings.
+JOB_TUNING = ("JOBS_DEAD_AFTER", "JOBS_HEARTBEAT_INTERVAL", "JOBS_SHUTDOWN_GRACE", "JOBS_RETENTION_SECONDS",
+              "JOBS_RECONCILE_INTERVAL", "JOBS_RECONCILE_GRACE")
+
+
 def database_url(raw: str | None, instance_path: str) -> str:
     """Normalise ``DATABASE_URL``: Heroku's ``postgres://`` means psycopg 3 here."""
     if not raw:
@@ -61,7 +66,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "JOBS_MODULES": env.get("JOBS_MODULES", ""),
-        "JOBS_QUEUES": env.get("JOBS_QUEUES", "default"),
+        "JOBS_QUEUES": env.get("JOBS_QUEUES", "email,default,reports"),
+        **{key: float(env[key]) for key in JOB_TUNING if env.get(key)},
     }
 
 

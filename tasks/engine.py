@@ -31,7 +31,7 @@ class Settings:
     """Engine settings read from the app config."""
 
     default_queues: tuple[str, ...] = ("default",)
-    dead_after: float = 5.0  # seconds without a heartbeat before a worker is declared dead
+    dead_after: float = 4.0  # seconds without a heartbeat before a worker is declared dead
     heartbeat_interval: float = 1.0
     shutdown_grace: float = 25.0  # Heroku sends SIGKILL 30 s after SIGTERM
     retention_seconds: float = 86400.0
@@ -44,7 +44,7 @@ class Settings:
         queues = config.get("JOBS_QUEUES") or "default"
         return cls(
             default_queues=tuple(q.strip() for q in str(queues).split(",") if q.strip()),
-            dead_after=float(config.get("JOBS_DEAD_AFTER", 5.0)),
+            dead_after=float(config.get("JOBS_DEAD_AFTER", 4.0)),
             heartbeat_interval=float(config.get("JOBS_HEARTBEAT_INTERVAL", 1.0)),
             shutdown_grace=float(config.get("JOBS_SHUTDOWN_GRACE", 25.0)),
             retention_seconds=float(config.get("JOBS_RETENTION_SECONDS", 86400)),

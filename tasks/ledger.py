@@ -238,20 +238,22 @@ def apply(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:
     if not transitions:
         return []
     ids = sorted({t.job_id for t in transitions})
-    current = {
-        row.id: row.state
-        for chunk in chunks(ids, 500)
-        for row in conn.execute(select(jobs_table.c.id, jobs_table.c.state).where(jobs_table.c.id.in_(chunk)))
-    }
+    current, workers = {}, {}
+    for chunk in chunks(ids, 500):
+        query = select(jobs_table.c.id, jobs_table.c.state, jobs_table.c.worker).where(jobs_table.c.id.in_(chunk))
+        for row in conn.execute(query):
+            current[row.id], workers[row.id] = row.state, row.worker
     outcomes, merged, history = [], {}, []
     deltas: dict[str, int] = defaultdict(int)
     for t in transitions:
         previous = current.get(t.job_id)
-        ok = previous is not None and previous in t.allowed_from() and lifecycle.can_move(previous, t.state)
+        ok = (previous is not None and previous in t.allowed_from() and lifecycle.can_move(previous, t.state)
+              and (t.expected_worker is None or workers.get(t.job_id) == t.expected_worker))
         outcomes.append(Outcome(t, ok, previous))
         if not ok:
             continue
         current[t.job_id] = t.state
+        workers[t.job_id] = t.fields.get("worker", workers.get(t.job_id))
         deltas[previous] -= 1
         deltas[t.state] += 1
         row = merged.setdefault(t.job_id, {})

@@ -101,6 +101,8 @@ class Transition:
     data: dict[str, Any] = field(default_factory=dict)
     #: states the job must currently be in; defaults to the lifecycle's sources
     expected: frozenset[str] | None = None
+    #: when set, the job's ``worker`` must still be this one (fences recovery against a newer claim)
+    expected_worker: str | None = None
 
     def allowed_from(self) -> frozenset[str]:
         """States from which this transition may apply."""

@@ -33,6 +33,8 @@ from tasks.writer import Pending
 
 log = logging.getLogger("tasks.recovery")
 
+LEADER_ROLE = "maintenance"  # one worker at a time reconciles and cleans
+
 
 def record_due(runtime, job_ids: list[str]) -> None:
     """Record Scheduled → Enqueued for jobs the transport moved to their queues."""
@@ -57,7 +59,7 @@ def recover_dead_workers(runtime) -> list[str]:
         for job_id in moved:
             runtime.writer.submit(Pending(Transition(
                 job_id, lifecycle.ENQUEUED, at, f"Worker {worker_id} lost; re-enqueued",
-                expected=frozenset({lifecycle.PROCESSING, lifecycle.ENQUEUED}),
+                expected=frozenset({lifecycle.PROCESSING}), expected_worker=worker_id,
                 fields={"enqueued_at": at}, data={"lost_worker": worker_id})))
         recovered += moved
     return recovered
@@ -107,8 +109,9 @@ def resend(runtime, rows) -> None:
     with db.engine.begin() as conn:
         ledger.apply(conn, [Transition(r.id, lifecycle.ENQUEUED, at,
                                        f"Reconciler: transport lost the job (worker {r.worker} gone)",
-                                       expected=frozenset({lifecycle.PROCESSING}), fields={"enqueued_at": at},
-                                       data={"lost_worker": r.worker}) for r in lost_processing])
+                                       expected=frozenset({lifecycle.PROCESSING}), expected_worker=r.worker,
+                                       fields={"enqueued_at": at}, data={"lost_worker": r.worker})
+                            for r in lost_processing])
     runtime.transport.push([outgoing(redelivery(r)) for r in rows])
     log.warning("reconciler re-dispatched %d job(s) the transport had lost", len(rows))
 
@@ -151,9 +154,13 @@ class Maintenance:
         self.next_run[duty] = now + interval
         return True
 
-    def leads(self, role: str, interval: float) -> bool:
-        """True when this worker holds the lease for ``role``."""
-        return self.runtime.transport.lead(role, self.runtime.worker_id, max(interval * 3, 10))
+    def leads(self) -> bool:
+        """Take or renew the maintenance lease; True while this worker is the leader.
+
+        Renewed every tick with a lease of twice the dead-worker threshold, so a
+        dead leader is replaced about as fast as a dead worker is recovered.
+        """
+        return self.runtime.transport.lead(LEADER_ROLE, self.runtime.worker_id, 2 * self.settings.dead_after)
 
     def tick(self) -> None:
         """Run whatever is due; each duty's failure is logged, never raised."""
@@ -162,10 +169,10 @@ class Maintenance:
             self.guard("due jobs", lambda: record_due(runtime, runtime.transport.move_due()))
             if self.due("recover", 1.0):
                 self.guard("recovery", lambda: recover_dead_workers(runtime))
-            interval = self.settings.reconcile_interval
-            if self.due("reconcile", interval) and self.leads("reconciler", interval):
+            leader = self.guard("leader lease", self.leads)
+            if leader and self.due("reconcile", self.settings.reconcile_interval):
                 self.guard("reconciler", lambda: reconcile(runtime))
-            if self.due("janitor", 60.0) and self.leads("janitor", 60.0):
+            if leader and self.due("janitor", 60.0):
                 self.guard("janitor", self.clean)
 
     def clean(self) -> None:
@@ -178,10 +185,11 @@ class Maintenance:
         if removed:
             log.info("janitor expired %d finished job(s)", removed)
 
-    def guard(self, duty: str, action) -> None:
-        """Run ``action``; log and swallow its failure so the scheduler keeps running."""
+    def guard(self, duty: str, action):
+        """Run ``action`` and return its value; log its failure (None) so the scheduler keeps running."""
         try:
-            action()
+            return action()
         except Exception:  # noqa: BLE001
             log.exception("%s failed; will retry", duty)
             db.session.rollback()
+            return None

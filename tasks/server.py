@@ -253,6 +253,7 @@ class WorkerRuntime:
             self.in_flight.pop(job_id, None)
             self.writer.submit(Pending(Transition(job_id, lifecycle.ENQUEUED, at, reason,
                                                   expected=frozenset({lifecycle.PROCESSING}),
+                                                  expected_worker=self.worker_id,
                                                   fields={"enqueued_at": at},
                                                   data={"worker": self.worker_id})))
 

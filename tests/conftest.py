@@ -172,3 +172,20 @@ def job_state(app, job_id: str) -> str | None:
     with app.app_context():
         job = db.session.get(Job, job_id)
         return job.state if job else None
+
+
+FAULT_LINES: list[str] = []
+
+
+@pytest.fixture
+def fault_report():
+    """Collect one summary line per fault scenario (printed at the end of the run)."""
+    return FAULT_LINES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the fault suite's per-scenario counts."""
+    if FAULT_LINES:
+        terminalreporter.section("fault suite")
+        for line in FAULT_LINES:
+            terminalreporter.write_line(line)

@@ -37,3 +37,22 @@ def nap(seconds: float) -> float:
     """Sleep, for shutdown and crash tests."""
     time.sleep(seconds)
     return seconds
+
+
+@job(name="tests.tally", backoff=[0.2])
+def tally(seconds: float, context: JobContext) -> None:
+    """Sleep, then append this job id to ``tally.log`` in the instance folder.
+
+    The fault suite's witness of completed runs: a file, so it survives the
+    Redis and database faults the suite injects (one short O_APPEND write per run).
+    """
+    import os
+
+    from flask import current_app
+
+    time.sleep(seconds)
+    fd = os.open(os.path.join(current_app.instance_path, "tally.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, (context.job_id + "\n").encode())
+    finally:
+        os.close(fd)

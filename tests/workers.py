@@ -18,9 +18,8 @@ def worker_env(config: dict, **extra: str) -> dict:
         "APP_ENV": "testing", "SECRET_KEY": config["SECRET_KEY"],
         "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "INSTANCE_PATH": config["INSTANCE_PATH"],
         "JOBS_MODULES": config.get("JOBS_MODULES", ""), "LOG_LEVEL": "WARNING", "PYTHONPATH": ROOT,
-        "JOBS_DEAD_AFTER": str(config.get("JOBS_DEAD_AFTER", 3)),
-        "JOBS_SHUTDOWN_GRACE": str(config.get("JOBS_SHUTDOWN_GRACE", 25)),
     })
+    env.update({key: str(value) for key, value in config.items() if key.startswith("JOBS_") and isinstance(value, (str, int, float))})
     if config.get("REDIS_URL"):
         env["REDIS_URL"] = config["REDIS_URL"]
     env.update(extra)
