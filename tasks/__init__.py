@@ -21,7 +21,7 @@ def init_app(app: Flask) -> None:
     """Bind the job engine to ``app`` and register the ``jobs`` CLI group."""
     import importlib
 
-    from tasks import demo, idempotency, ledger  # noqa: F401  (register demo jobs and ledger tables)
+    from tasks import audit, demo, idempotency, ledger, system  # noqa: F401  (register jobs and tables)
     from tasks.cli import jobs_cli
     from tasks.engine import JobEngine
 

@@ -16,6 +16,7 @@ from tasks import ledger, lifecycle
 from tasks.codec import Delivery
 from tasks.engine import current_engine, outgoing
 from tasks.ledger import Job
+from tasks.audit import record_audit  # noqa: F401  (part of the command API)
 from tasks.lifecycle import Transition
 
 REQUEUEABLE = frozenset({lifecycle.FAILED, lifecycle.SUCCEEDED, lifecycle.DELETED, lifecycle.SCHEDULED})
@@ -76,3 +77,25 @@ def delete(job_ids: Sequence[str], by: str | None = None) -> list[str]:
     current_engine().transport.remove([j for j in done])
     db.session.expire_all()
     return [j.id for j in jobs if j.id in done]
+
+
+def pause_queue(name: str, by: str | None = None) -> None:
+    """Stop workers fetching from queue ``name`` (its jobs wait)."""
+    current_engine().transport.pause(name)
+
+
+def resume_queue(name: str, by: str | None = None) -> None:
+    """Let workers fetch from queue ``name`` again."""
+    current_engine().transport.resume(name)
+
+
+BULK_ACTIONS = {"requeue": requeue, "delete": delete, "trigger": trigger}
+
+
+def start_bulk(action: str, job_filter, by: str | None = None) -> str:
+    """Apply ``action`` to every job matching ``job_filter`` in a background job; returns that job's id."""
+    from tasks.system import bulk_action
+
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"unknown bulk action {action!r}; one of {', '.join(BULK_ACTIONS)}")
+    return bulk_action.enqueue(action, job_filter.to_dict(), by)

@@ -134,7 +134,25 @@ class JobCounter(db.Model):
     delta: Mapped[int] = mapped_column(BigInteger)
 
 
+class JobThroughput(db.Model):
+    """Append-only counts of jobs finishing per state and time bucket (the dashboard's graphs).
+
+    Rows are written with the transitions they count; the janitor folds recent
+    5-second buckets and rolls older ones up into hours.
+    """
+
+    __tablename__ = "job_throughput"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+THROUGHPUT_STATES = frozenset({lifecycle.SUCCEEDED, lifecycle.FAILED})
+BUCKET_SECONDS = 5
+
 jobs_table = Job.__table__
+throughput_table = JobThroughput.__table__
 states_table = JobState.__table__
 counters_table = JobCounter.__table__
 
@@ -265,7 +283,39 @@ def apply(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:
     if history:
         conn.execute(insert(states_table), history)
     add_counts(conn, deltas)
+    add_throughput(conn, [o.transition for o in outcomes if o.applied])
     return outcomes
+
+
+def bucket_of(at: datetime, seconds: int = BUCKET_SECONDS) -> datetime:
+    """The start of the ``seconds``-long bucket holding ``at``."""
+    epoch = int(to_epoch(at))
+    return from_epoch(epoch - epoch % seconds)
+
+
+def add_throughput(conn: Connection, transitions: Iterable[Transition]) -> None:
+    """Count finished jobs per 5-second bucket and state."""
+    buckets: dict[tuple[datetime, str], int] = defaultdict(int)
+    for t in transitions:
+        if t.state in THROUGHPUT_STATES:
+            buckets[(bucket_of(t.at), t.state)] += 1
+    if buckets:
+        conn.execute(insert(throughput_table),
+                     [{"bucket": b, "state": s, "count": n} for (b, s), n in sorted(buckets.items())])
+
+
+def fold_throughput(conn: Connection, older_than: datetime, roll_up_before: datetime) -> None:
+    """Merge duplicate bucket rows older than ``older_than``; roll buckets before ``roll_up_before`` into hours."""
+    c = throughput_table.c
+    removed = conn.execute(delete(throughput_table).where(c.bucket < older_than)
+                           .returning(c.bucket, c.state, c.count))
+    merged: dict[tuple[datetime, str], int] = defaultdict(int)
+    for bucket, state, count in removed:
+        key_bucket = bucket_of(bucket, 3600) if bucket < roll_up_before else bucket
+        merged[(key_bucket, state)] += count
+    if merged:
+        conn.execute(insert(throughput_table),
+                     [{"bucket": b, "state": s, "count": n} for (b, s), n in sorted(merged.items())])
 
 
 def apply_strict(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.extensions import db
 from tasks import ledger, lifecycle
-from tasks.ledger import Job, JobState
+from tasks.audit import audit_log  # noqa: F401  (part of the read API)
+from tasks.ledger import Job, JobState, throughput_table
 
 
 class BadCursor(ValueError):
@@ -32,6 +33,21 @@ class JobFilter:
     until: datetime | None = None
     text: str | None = None  # in arguments or exception
     enqueued_by: str | None = None
+    retrying: bool = False  # Scheduled jobs waiting for another attempt
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (for bulk jobs and the audit log)."""
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()
+                if v not in (None, False, "")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JobFilter":
+        """Inverse of ``to_dict``."""
+        data = dict(data)
+        for key in ("since", "until"):
+            if data.get(key):
+                data[key] = datetime.fromisoformat(data[key])
+        return cls(**data)
 
     def __post_init__(self) -> None:
         if self.state and self.state not in lifecycle.STATES:
@@ -53,6 +69,8 @@ class JobFilter:
             where.append(c.state_changed_at < self.until)
         if self.enqueued_by:
             where.append(c.enqueued_by == self.enqueued_by)
+        if self.retrying:
+            where += [c.state == lifecycle.SCHEDULED, c.attempt >= 1]
         if self.text:
             pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where.append(or_(c.args.like(pattern, escape="\\"), c.kwargs.like(pattern, escape="\\"),
@@ -138,3 +156,59 @@ def job_detail(job: Job) -> dict:
         "history": [{"state": h.state, "reason": h.reason, "at": h.created_at.isoformat() + "Z", "data": h.details}
                     for h in history(job.id)],
     }
+
+
+def count_jobs(job_filter: JobFilter | None = None, cap: int = 10_000) -> tuple[int, bool]:
+    """How many jobs match, counting at most ``cap`` (returns the count and whether it was capped)."""
+    inner = select(Job.id).where(*(job_filter or JobFilter()).clauses()).limit(cap + 1).subquery()
+    total = db.session.scalar(select(func.count()).select_from(inner)) or 0
+    return min(total, cap), total > cap
+
+
+def throughput(since: datetime, bucket_seconds: int) -> list[dict]:
+    """Succeeded and failed jobs per ``bucket_seconds`` since ``since`` (zeros filled), oldest first."""
+    bucket_seconds = max(ledger.BUCKET_SECONDS, int(bucket_seconds))
+    start = ledger.bucket_of(since, bucket_seconds)
+    c = throughput_table.c
+    rows = db.session.execute(select(c.bucket, c.state, func.sum(c.count)).where(c.bucket >= start)
+                              .group_by(c.bucket, c.state))
+    series: dict[datetime, dict] = {}
+    at, end = start, ledger.utcnow()
+    while at <= end:
+        series[at] = {"start": at, "succeeded": 0, "failed": 0}
+        at += timedelta(seconds=bucket_seconds)
+    for bucket, state, total in rows:
+        slot = series.get(ledger.bucket_of(bucket, bucket_seconds))
+        if slot is not None:
+            slot["succeeded" if state == lifecycle.SUCCEEDED else "failed"] += int(total or 0)
+    return list(series.values())
+
+
+def queue_overview() -> list[dict]:
+    """Every known queue: waiting jobs, age of the oldest, paused or not."""
+    from tasks.engine import current_engine
+
+    transport = current_engine().transport
+    stats, paused = transport.queue_stats(), transport.paused()
+    known = set(stats) | paused | set(current_engine().settings.default_queues)
+    now = ledger.to_epoch(ledger.utcnow())
+    return [{"name": name, "length": stats.get(name, (0, None))[0],
+             "oldest_age_seconds": (now - stats[name][1]) if stats.get(name, (0, None))[1] else None,
+             "paused": name in paused} for name in sorted(known)]
+
+
+def workers_overview() -> list[dict]:
+    """Registered workers, newest first; ``alive`` is false once a heartbeat is overdue."""
+    from tasks.engine import current_engine
+
+    engine = current_engine()
+    now = ledger.to_epoch(ledger.utcnow())
+    workers = []
+    for info in engine.transport.workers():
+        workers.append({
+            "id": info["id"], "host": info.get("host"), "pid": info.get("pid"), "queues": info.get("queues", []),
+            "concurrency": info.get("concurrency"), "in_flight": info.get("in_flight", 0),
+            "started": ledger.from_epoch(info.get("started")), "last_beat": ledger.from_epoch(info["last_beat"]),
+            "alive": now - info["last_beat"] < engine.settings.dead_after,
+        })
+    return sorted(workers, key=lambda w: w["started"] or datetime.min, reverse=True)

@@ -180,8 +180,12 @@ class Maintenance:
         retention = timedelta(seconds=self.settings.retention_seconds)
         removed = expire_finished(retention)
         idempotency.forget_before(ledger.utcnow() - max(retention, timedelta(days=7)))
+        now = ledger.utcnow()
         with db.engine.begin() as conn:
             ledger.compact_counts(conn)
+            ledger.fold_throughput(conn, older_than=now - timedelta(minutes=1), roll_up_before=now - timedelta(hours=1))
+            conn.execute(delete(ledger.throughput_table).where(ledger.throughput_table.c.bucket
+                                                               < now - timedelta(days=8)))
         if removed:
             log.info("janitor expired %d finished job(s)", removed)
 

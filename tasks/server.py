@@ -64,6 +64,8 @@ class WorkerRuntime:
         self.writer = LedgerWriter(self.app, self)
         self.stopping = threading.Event()
         self._beating = False
+        self._paused: set[str] = set()
+        self._paused_checked = 0.0
 
     # -- heartbeat -----------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -98,9 +100,19 @@ class WorkerRuntime:
         """False while stopping or while the ledger is unreachable or far behind."""
         return not self.stopping.is_set() and self.writer.healthy and self.writer.backlog < 5000
 
+    def active_queues(self) -> list[str]:
+        """This worker's queues minus paused ones (the paused set is re-read at most once a second)."""
+        if now() >= self._paused_checked + 1.0:
+            try:
+                self._paused = self.transport.paused()
+            except Exception as exc:  # noqa: BLE001 - keep the last known set
+                log.warning("could not read paused queues: %s", exc)
+            self._paused_checked = now()
+        return [q for q in self.queues if q not in self._paused]
+
     def fetch(self) -> Fetched | None:
-        """Take the next job from this worker's queues into its in-flight set."""
-        fetched = self.transport.fetch(self.worker_id, self.queues)
+        """Take the next job from this worker's active queues into its in-flight set."""
+        fetched = self.transport.fetch(self.worker_id, self.active_queues())
         if fetched is not None:
             self.in_flight[fetched.job_id] = now()
         return fetched

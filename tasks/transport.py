@@ -306,6 +306,37 @@ class RedisTransport(RedisStorage):
             pipe.zcard(self.queue_key_for(name))
         return dict(zip(names, pipe.execute()))
 
+    def pause(self, queue: str) -> None:
+        """Stop workers fetching from ``queue`` (jobs stay queued)."""
+        self.conn.sadd(self.paused_key, queue)
+
+    def resume(self, queue: str) -> None:
+        """Let workers fetch from ``queue`` again."""
+        self.conn.srem(self.paused_key, queue)
+        self.conn.lpush(self.wake_key(queue), "1")
+
+    def paused(self) -> set[str]:
+        """Names of paused queues."""
+        return {q.decode() for q in self.conn.smembers(self.paused_key)}
+
+    def queue_stats(self) -> dict[str, tuple[int, float | None]]:
+        """Per queue: jobs waiting and when the job at its head was queued (epoch s)."""
+        names = self.queue_names()
+        pipe = self.conn.pipeline(transaction=False)
+        for name in names:
+            pipe.zcard(self.queue_key_for(name))
+            pipe.zrange(self.queue_key_for(name), 0, 0)
+        replies = pipe.execute()
+        stats = {}
+        for index, name in enumerate(names):
+            length, head = replies[2 * index], replies[2 * index + 1]
+            created = None
+            if head:
+                raw = self.conn.hget(self.payloads_key, head[0])
+                created = json.loads(raw).get("created") if raw else None
+            stats[name] = (length, created)
+        return stats
+
     def ping(self) -> str | None:
         """None when Redis answers, else the error."""
         try:
@@ -385,6 +416,7 @@ class SqliteTransport(SqliteStorage):
         " beat integer not null)",
         "create table if not exists job_leases (role text primary key, owner text not null,"
         " expires integer not null)",
+        "create table if not exists job_paused_queues (queue text primary key)",
     ]
 
     def __init__(self, name: str = "jobs", filename: str = "jobs-transport.db", poll_interval: float = 0.05):
@@ -483,6 +515,24 @@ class SqliteTransport(SqliteStorage):
         """Jobs waiting per queue."""
         return dict(self.sql("select queue, count(*) from job_messages where worker is null and eta is null"
                              " group by queue", results=True))
+
+    def pause(self, queue: str) -> None:
+        """Stop workers fetching from ``queue`` (jobs stay queued)."""
+        self.sql("insert or ignore into job_paused_queues values (?)", (queue,), commit=True)
+
+    def resume(self, queue: str) -> None:
+        """Let workers fetch from ``queue`` again."""
+        self.sql("delete from job_paused_queues where queue = ?", (queue,), commit=True)
+
+    def paused(self) -> set[str]:
+        """Names of paused queues."""
+        return {r[0] for r in self.sql("select queue from job_paused_queues", results=True)}
+
+    def queue_stats(self) -> dict[str, tuple[int, float | None]]:
+        """Per queue: jobs waiting and when the oldest was queued (epoch s)."""
+        rows = self.sql("select queue, count(*), min(seq) from job_messages where worker is null and eta is null"
+                        " group by queue", results=True)
+        return {queue: (count, oldest / 1000 if oldest else None) for queue, count, oldest in rows}
 
     def ping(self) -> str | None:
         """None when the SQLite file answers, else the error."""
