@@ -58,7 +58,7 @@ class WorkerRuntime:
     def __init__(self, engine: JobEngine, queues: list[str], concurrency: int):
         self.engine, self.app, self.transport = engine, engine.app, engine.transport
         self.queues, self.concurrency = queues, concurrency
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
+        self.worker_id = f"{socket.gethostname()[:100]}:{os.getpid()}:{os.urandom(2).hex()}"
         self.started_at = now()
         self.in_flight: dict[str, float] = {}
         self.writer = LedgerWriter(self.app, self)
@@ -236,7 +236,7 @@ class WorkerRuntime:
                duration: float) -> None:
         """Submit a retry (Scheduled, with backoff) or the final Failed state."""
         at = ledger.utcnow()
-        kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+        kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")[:255]
         message = ledger.clip(str(error), ledger.MESSAGE_LIMIT) or ""
         trace = ledger.clip("".join(traceback.format_exception(error)), ledger.TRACEBACK_LIMIT)
         failure = {"exception_type": kind, "exception_message": message, "exception_traceback": trace}
@@ -313,8 +313,12 @@ class JobWorker(Worker):
 
     runtime_factory: Callable[[], WorkerRuntime]
     owns_runtime = False  # true for process workers: one runtime per process
+    app: Flask
 
     def initialize(self) -> None:
+        if self.owns_runtime:  # a forked process must not share the parent's database connections
+            with self.app.app_context():
+                db.engine.dispose(close=False)
         self.runtime = self.runtime_factory()
         self.runtime.start_heartbeat()
 
@@ -374,6 +378,7 @@ class JobConsumer(Consumer):
         factory = lambda: WorkerRuntime.for_process(engine, queues, 1 if processes else concurrency)  # noqa: E731
         JobWorker.runtime_factory = staticmethod(factory)
         JobWorker.owns_runtime = processes
+        JobWorker.app = engine.app
         JobScheduler.runtime_factory = staticmethod(factory)
         super().__init__(engine.huey, workers=concurrency, periodic=False, initial_delay=0.01, backoff=1.5,
                          max_delay=engine.transport.read_timeout if engine.transport.blocking else 0.25,

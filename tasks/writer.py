@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from app.extensions import db
 from tasks import ledger
@@ -104,18 +105,8 @@ class LedgerWriter:
         return batch, markers
 
     def _write(self, engine, batch: list[Pending]) -> None:
-        delay = 0.05
-        while True:
-            try:
-                with engine.begin() as conn:
-                    outcomes = ledger.apply(conn, [p.transition for p in batch])
-                break
-            except Exception as exc:  # noqa: BLE001 - keep the batch, retry until the DB is back
-                self.healthy = False
-                log.warning("ledger write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        self.healthy = True
+        """Commit the batch (retrying while the database is unreachable), then settle its messages."""
+        outcomes = self._commit(engine, batch)
         for pending, outcome in zip(batch, outcomes):
             pending.outcome = outcome
             if not outcome.applied:
@@ -125,6 +116,28 @@ class LedgerWriter:
                 pending.done.set()
         self._settle(batch)
         self.backlog -= len(batch)
+
+    def _commit(self, engine, batch: list[Pending]) -> list[ledger.Outcome]:
+        """Apply the batch; retry with backoff on connection trouble, bisect on bad data."""
+        delay = 0.05
+        while True:
+            try:
+                with engine.begin() as conn:
+                    outcomes = ledger.apply(conn, [p.transition for p in batch])
+                self.healthy = True
+                return outcomes
+            except (OperationalError, InterfaceError) as exc:  # database away or locked: keep the batch
+                self.healthy = False
+                log.warning("ledger write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except SQLAlchemyError as exc:  # a transition the database rejects: isolate it
+                if len(batch) == 1:
+                    t = batch[0].transition
+                    log.error("job %s: dropping transition to %s the database rejects: %s", t.job_id, t.state, exc)
+                    return [ledger.Outcome(t, False, None)]
+                middle = len(batch) // 2
+                return self._commit(engine, batch[:middle]) + self._commit(engine, batch[middle:])
 
     def _settle(self, batch: list[Pending]) -> None:
         transport, worker_id = self.runtime.transport, self.runtime.worker_id

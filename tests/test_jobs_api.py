@@ -178,3 +178,28 @@ def test_lifecycle_table():
     assert lifecycle.sources(lifecycle.SUCCEEDED) == {lifecycle.PROCESSING}
     for state in lifecycle.FINAL_STATES:
         assert lifecycle.PROCESSING not in lifecycle.TRANSITIONS[state]
+
+
+def test_writer_drops_only_the_transition_the_database_rejects(app):
+    from tasks.writer import LedgerWriter, Pending
+
+    class Runtime:
+        worker_id = "test-writer"
+        transport = app.extensions["jobs"].transport
+
+        def settled(self, ids):
+            pass
+
+    with app.app_context():
+        good, bad = noop.enqueue_many([()] * 2)
+        writer = LedgerWriter(app, Runtime())
+        now = queries.ledger.utcnow()
+        rejected = Pending(Transition(bad, lifecycle.PROCESSING, now, fields={"worker": "w" * 500}))
+        accepted = Pending(Transition(good, lifecycle.PROCESSING, now, fields={"worker": "w1"}))
+        writer.submit(rejected)
+        writer.submit(accepted)
+        assert writer.flush(10)
+        writer.stop(5)
+    assert job_state(app, good) == "Processing"
+    expected = "Enqueued" if "postgres" in app.config["SQLALCHEMY_DATABASE_URI"] else "Processing"
+    assert job_state(app, bad) == expected  # SQLite doesn't enforce VARCHAR lengths
