@@ -18,7 +18,7 @@ class ConfigError(RuntimeError):
 
 #: Engine tuning read from the environment when set (seconds); defaults live in tasks.engine.Settings.
 JOB_TUNING = ("JOBS_DEAD_AFTER", "JOBS_HEARTBEAT_INTERVAL", "JOBS_SHUTDOWN_GRACE", "JOBS_RETENTION_SECONDS",
-              "JOBS_RECONCILE_INTERVAL", "JOBS_RECONCILE_GRACE")
+              "JOBS_RECONCILE_INTERVAL", "JOBS_RECONCILE_GRACE", "JOBS_BACKOFF_SCALE")
 
 
 def database_url(raw: str | None, instance_path: str) -> str:

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tasks.api import JobContext, JobFunction, UnknownTask, current_job, enqueue, enqueue_many, job
+from tasks.api import JobContext, JobFunction, UnknownTask, current_job, enqueue, enqueue_many, job, progress
 from tasks.codec import ArgumentError
 from tasks.idempotency import once
 from tasks.lifecycle import IllegalTransition
+from tasks.progress import JobCancelled, JobTimeout
 
-__all__ = ["ArgumentError", "IllegalTransition", "JobContext", "JobFunction", "UnknownTask", "current_job",
-           "enqueue", "enqueue_many", "init_app", "job", "once", "transport_error"]
+__all__ = ["ArgumentError", "IllegalTransition", "JobCancelled", "JobContext", "JobFunction", "JobTimeout",
+           "UnknownTask", "current_job", "enqueue", "enqueue_many", "init_app", "job", "once", "progress",
+           "transport_error"]
 
 
 def init_app(app: Flask) -> None:
     """Bind the job engine to ``app`` and register the ``jobs`` CLI group."""
     import importlib
 
-    from tasks import audit, demo, idempotency, ledger, system  # noqa: F401  (register jobs and tables)
+    from tasks import audit, demo, idempotency, ledger, progress, recurring, system, unique  # noqa: F401
     from tasks.cli import jobs_cli
     from tasks.engine import JobEngine
 

@@ -41,6 +41,7 @@ class JobDefinition:
     display_name: str | None = None
     wants_context: bool = False
     description: str = ""
+    timeout: float | None = None
 
     @property
     def signature(self) -> inspect.Signature:
@@ -118,13 +119,15 @@ class JobFunction:
 
 def job(func: Callable | None = None, *, name: str | None = None, queue: str = DEFAULT_QUEUE,
         retries: int | None = None, backoff: Backoff = hangfire_backoff, priority: int = 0,
-        only_on=(), except_on=(), display_name: str | None = None) -> Any:
+        only_on=(), except_on=(), display_name: str | None = None, timeout: float | None = None) -> Any:
     """Register a function as a background job.
 
     ``retries`` counts retries after the first attempt (default 9, i.e. 10
     attempts, as Hangfire); ``backoff`` is a function of the failed attempt, a
     list of delays in seconds, or None. A parameter named ``context`` receives
-    the ``JobContext`` (job id, attempt, ...).
+    the ``JobContext`` (job id, attempt, progress, logger, ...). ``timeout``
+    (seconds) fails an attempt that runs longer: process workers interrupt it,
+    thread workers stop it at its next checkpoint (``context.progress``/``check``).
     """
 
     def register(fn: Callable) -> JobFunction:
@@ -140,6 +143,7 @@ def job(func: Callable | None = None, *, name: str | None = None, queue: str = D
             retry=policy(retries, backoff, only_on, except_on), display_name=display_name,
             wants_context="context" in inspect.signature(fn).parameters,
             description=(inspect.getdoc(fn) or "").split("\n")[0],
+            timeout=float(timeout) if timeout else None,
         )
         REGISTRY[job_name] = definition
         return JobFunction(definition)
@@ -149,7 +153,11 @@ def job(func: Callable | None = None, *, name: str | None = None, queue: str = D
 
 @dataclass
 class JobContext:
-    """What a running job knows about itself."""
+    """What a running job knows about itself, and how it reports back.
+
+    ``progress()`` and ``check()`` are cancellation checkpoints: they raise
+    ``JobCancelled`` when someone cancelled the job, ``JobTimeout`` past its timeout.
+    """
 
     job_id: str
     task: str
@@ -158,11 +166,34 @@ class JobContext:
     queue: str
     worker_id: str
     enqueued_by: str | None = None
+    reporter: Any = field(default=None, repr=False)
 
     @property
     def is_last_attempt(self) -> bool:
         """True when a failure now will not be retried."""
         return self.attempt >= self.max_attempts
+
+    def progress(self, percent: float, message: str = "") -> None:
+        """Record progress (0–100) shown live on the dashboard; a cancellation checkpoint."""
+        if self.reporter is not None:
+            self.reporter.progress(percent, message)
+
+    @property
+    def logger(self):
+        """A logger whose lines are stored with the job (bounded) and shown on its page."""
+        import logging
+
+        return self.reporter.logger if self.reporter is not None else logging.getLogger(f"jobs.{self.task}")
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked this job to stop."""
+        return self.reporter is not None and self.reporter.cancel_reason() is not None
+
+    def check(self) -> None:
+        """Raise ``JobCancelled``/``JobTimeout`` if the job should stop now."""
+        if self.reporter is not None:
+            self.reporter.check()
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("current_job", default=None)
@@ -174,6 +205,11 @@ def current_job() -> JobContext:
     if context is None:
         raise RuntimeError("current_job() called outside a running job")
     return context
+
+
+def progress(percent: float, message: str = "") -> None:
+    """``current_job().progress(...)`` for code that doesn't take a context."""
+    current_job().progress(percent, message)
 
 
 def running(context: JobContext):

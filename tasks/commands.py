@@ -18,6 +18,7 @@ from tasks.engine import current_engine, outgoing
 from tasks.ledger import Job
 from tasks.audit import record_audit  # noqa: F401  (part of the command API)
 from tasks.lifecycle import Transition
+from tasks.progress import request_cancel
 
 REQUEUEABLE = frozenset({lifecycle.FAILED, lifecycle.SUCCEEDED, lifecycle.DELETED, lifecycle.SCHEDULED})
 DELETABLE = frozenset({lifecycle.ENQUEUED, lifecycle.SCHEDULED, lifecycle.PROCESSING, lifecycle.FAILED,
@@ -52,9 +53,10 @@ def requeue(job_ids: Sequence[str], by: str | None = None) -> list[str]:
     at = ledger.utcnow()
     jobs = [j for j in _load(job_ids) if j.state in REQUEUEABLE]
     reason = f"Requeued by {by}" if by else "Requeued"
-    done = _apply([Transition(j.id, lifecycle.ENQUEUED, at, reason, expected=REQUEUEABLE,
-                              fields={"enqueued_at": at, "attempt": 0}, data={"by": by, "queue": j.queue})
-                   for j in jobs])
+    fresh = {"enqueued_at": at, "attempt": 0, "progress": None, "progress_message": None,
+             "cancel_requested_at": None, "cancel_reason": None}
+    done = _apply([Transition(j.id, lifecycle.ENQUEUED, at, reason, expected=REQUEUEABLE, fields=fresh,
+                              data={"by": by, "queue": j.queue}) for j in jobs])
     engine = current_engine()
     engine.dispatch([delivery_for(j) for j in jobs if j.id in done])
     db.session.expire_all()
@@ -68,15 +70,31 @@ def trigger(job_ids: Sequence[str], by: str | None = None) -> list[str]:
 
 
 def delete(job_ids: Sequence[str], by: str | None = None) -> list[str]:
-    """Delete jobs that haven't finished (and Failed ones); they won't run (again)."""
+    """Delete jobs that haven't finished (and Failed ones); they won't run (again).
+
+    A Processing job is also asked to stop (it sees that at its next checkpoint).
+    """
     at = ledger.utcnow()
     jobs = [j for j in _load(job_ids) if j.state in DELETABLE]
     reason = f"Deleted by {by}" if by else "Deleted"
+    request_cancel([j.id for j in jobs if j.state == lifecycle.PROCESSING], reason)
     done = _apply([Transition(j.id, lifecycle.DELETED, at, reason, expected=DELETABLE,
                               fields={"finished_at": at}, data={"by": by}) for j in jobs])
     current_engine().transport.remove([j for j in done])
     db.session.expire_all()
     return [j.id for j in jobs if j.id in done]
+
+
+def cancel(job_ids: Sequence[str], by: str | None = None) -> list[str]:
+    """Stop jobs: a running one is asked to stop and ends Deleted; a waiting one is deleted now.
+
+    Returns the ids that were cancelled or asked to stop.
+    """
+    jobs = _load(job_ids)
+    running = [j.id for j in jobs if j.state == lifecycle.PROCESSING]
+    request_cancel(running, f"Cancelled by {by}" if by else "Cancelled")
+    waiting = [j.id for j in jobs if j.state in (lifecycle.ENQUEUED, lifecycle.SCHEDULED, lifecycle.AWAITING)]
+    return running + delete(waiting, by)
 
 
 def pause_queue(name: str, by: str | None = None) -> None:

@@ -37,6 +37,7 @@ class Settings:
     retention_seconds: float = 86400.0
     reconcile_interval: float = 30.0
     reconcile_grace: float = 10.0  # don't re-dispatch jobs younger than this
+    backoff_scale: float = 1.0  # multiplies every retry delay (staging and tests retry faster)
 
     @classmethod
     def from_config(cls, config: Mapping) -> "Settings":
@@ -50,6 +51,7 @@ class Settings:
             retention_seconds=float(config.get("JOBS_RETENTION_SECONDS", 86400)),
             reconcile_interval=float(config.get("JOBS_RECONCILE_INTERVAL", 30.0)),
             reconcile_grace=float(config.get("JOBS_RECONCILE_GRACE", 10.0)),
+            backoff_scale=float(config.get("JOBS_BACKOFF_SCALE", 1.0)),
         )
 
 

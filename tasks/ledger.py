@@ -92,6 +92,14 @@ class Job(db.Model):
     exception_message: Mapped[str | None] = mapped_column(Text)
     exception_traceback: Mapped[str | None] = mapped_column(Text)
     enqueued_by: Mapped[str | None] = mapped_column(String(64))
+    progress: Mapped[int | None]
+    progress_message: Mapped[str | None] = mapped_column(String(255))
+    cancel_requested_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(255))
+    #: continuation: run after ``parent_id`` reaches success (``on_success``) or any final state
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    continue_on: Mapped[str | None] = mapped_column(String(16))
+    recurring_id: Mapped[str | None] = mapped_column(String(100), index=True)
     history: Mapped[list["JobState"]] = relationship(
         order_by="JobState.id", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -173,6 +181,9 @@ class NewJob:
     scheduled_for: datetime | None = None
     enqueued_by: str | None = None
     reason: str = ""
+    parent_id: str | None = None
+    continue_on: str | None = None
+    recurring_id: str | None = None
 
     def row(self, now: datetime) -> dict:
         """The ``jobs`` row for this job."""
@@ -184,7 +195,9 @@ class NewJob:
             "enqueued_at": now if self.state == lifecycle.ENQUEUED else None,
             "scheduled_for": self.scheduled_for, "started_at": None, "finished_at": None,
             "worker": None, "result": None, "exception_type": None, "exception_message": None,
-            "exception_traceback": None, "enqueued_by": self.enqueued_by,
+            "exception_traceback": None, "enqueued_by": self.enqueued_by, "progress": None,
+            "progress_message": None, "cancel_requested_at": None, "cancel_reason": None,
+            "parent_id": self.parent_id, "continue_on": self.continue_on, "recurring_id": self.recurring_id,
         }
 
     def history_row(self, now: datetime) -> dict:

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,12 +23,14 @@ from collections.abc import Callable
 
 from flask import Flask
 from huey.consumer import Consumer, Scheduler, Worker
+from huey.exceptions import TaskTimeout
 
 from app.extensions import db
 from tasks import api, ledger, lifecycle
 from tasks.codec import Delivery, PoisonMessage, decode
 from tasks.engine import JobEngine
 from tasks.lifecycle import Transition
+from tasks.progress import JobCancelled, JobTimeout, Reporter
 from tasks.recovery import Maintenance
 from tasks.transport import Fetched
 from tasks.writer import LedgerWriter, Pending
@@ -165,7 +168,8 @@ class WorkerRuntime:
             reason += f" (redelivered {redeliveries}×)"
         pending = Pending(Transition(
             delivery.id, lifecycle.PROCESSING, started, reason,
-            fields={"started_at": started, "worker": self.worker_id, "attempt": attempt},
+            fields={"started_at": started, "worker": self.worker_id, "attempt": attempt, "progress": None,
+                    "progress_message": None},
             data={"worker": self.worker_id, "queue": delivery.queue, "attempt": attempt, **latency},
         ), done=threading.Event())
         self.writer.submit(pending)
@@ -198,30 +202,61 @@ class WorkerRuntime:
             self.skip(delivery.id, claim.previous)
             return
         start = time.monotonic()
+        with self.app.app_context():
+            try:
+                outcome = self.perform(definition, delivery, attempt, huey)
+            except KeyboardInterrupt:
+                log.warning("job %s interrupted by shutdown; handing it back", delivery.id)
+                self.hand_back([delivery.id], "Worker shut down before the job finished")
+                raise
+        duration = time.monotonic() - start
+        kind, value = outcome
+        if kind == "succeeded":
+            self.succeeded(delivery, value, duration)
+        elif kind == "cancelled":
+            self.cancelled(delivery, str(value), duration)
+        else:
+            self.failed(definition, delivery, attempt, value, duration)
+
+    def perform(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, huey=None):
+        """Call the job function with its context; returns ("succeeded", result) or the exception's kind."""
+        deadline = time.monotonic() + definition.timeout if definition.timeout else None
+        reporter = Reporter(delivery.id, db.engine, deadline)
         context = api.JobContext(delivery.id, delivery.task, attempt, delivery.max_attempts, delivery.queue,
-                                 self.worker_id)
+                                 self.worker_id, reporter=reporter)
         token = api.running(context)
         marker = _InFlight(delivery.id)
+        timer = huey._timeout_handler if huey is not None and definition.timeout else None
         if huey is not None:
             huey._tasks_in_flight.add(marker)  # lets a process worker be interrupted on shutdown
         try:
-            with self.app.app_context():
-                kwargs = dict(delivery.kwargs)
-                if definition.wants_context:
-                    kwargs["context"] = context
-                result = definition.func(*delivery.args, **kwargs)
-        except KeyboardInterrupt:
-            log.warning("job %s interrupted by shutdown; handing it back", delivery.id)
-            self.hand_back([delivery.id], "Worker shut down before the job finished")
-            raise
+            kwargs = dict(delivery.kwargs)
+            if definition.wants_context:
+                kwargs["context"] = context
+            with (timer(definition.timeout) if timer else contextlib.nullcontext()):
+                return "succeeded", definition.func(*delivery.args, **kwargs)
+        except JobCancelled as stop:
+            return "cancelled", stop
+        except TaskTimeout:
+            return "failed", JobTimeout(f"timed out after {definition.timeout:g}s")
+        except JobTimeout:
+            return "failed", JobTimeout(f"timed out after {definition.timeout:g}s")
         except Exception as error:  # noqa: BLE001 - the job's failure is data, not ours
-            self.failed(definition, delivery, attempt, error, time.monotonic() - start)
-        else:
-            self.succeeded(delivery, result, time.monotonic() - start)
+            return "failed", error
         finally:
+            reporter.close()
             api.stop_running(token)
             if huey is not None:
                 huey._tasks_in_flight.discard(marker)
+
+    def cancelled(self, delivery: Delivery, reason: str, duration: float) -> None:
+        """Submit Deleted for a job that stopped because it was asked to."""
+        at = ledger.utcnow()
+        self.writer.submit(Pending(Transition(
+            delivery.id, lifecycle.DELETED, at, ledger.clip(f"Cancelled: {reason}", 1000),
+            expected=frozenset({lifecycle.PROCESSING}), fields={"finished_at": at},
+            data={"duration_ms": round(duration * 1000, 2), "worker": self.worker_id, "cancelled": reason},
+        ), ack=True))
 
     def succeeded(self, delivery: Delivery, result, duration: float) -> None:
         """Submit Succeeded with the result and timing; the message is acked after commit."""
@@ -243,7 +278,7 @@ class WorkerRuntime:
         data = {**failure, "attempt": attempt, "duration_ms": round(duration * 1000, 2), "worker": self.worker_id}
         processing = frozenset({lifecycle.PROCESSING})
         if definition.retry.should_retry(attempt, error):
-            wait = definition.retry.delay(attempt)
+            wait = definition.retry.delay(attempt) * self.engine.settings.backoff_scale
             due = now() + wait
             reason = f"Retry attempt {attempt + 1} of {delivery.max_attempts} in {wait:.0f}s: {kind}: {message}"
             self.writer.submit(Pending(Transition(

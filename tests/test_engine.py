@@ -65,8 +65,9 @@ def test_failure_retries_with_policy_delays_then_failed(app, start_worker):
     assert "raise Boom(message)" in job.exception_traceback
     with app.app_context():
         rows = history(job_id)
-    assert [r.state for r in rows] == ["Enqueued", "Processing", "Scheduled", "Enqueued", "Processing",
-                                       "Scheduled", "Enqueued", "Processing", "Failed"]
+    # "Due" (Scheduled → Enqueued) may be skipped when a worker claims the job first: both are legal
+    assert [r.state for r in rows if r.state != "Enqueued"] == ["Processing", "Scheduled", "Processing",
+                                                                "Scheduled", "Processing", "Failed"]
     retries = [r for r in rows if r.state == "Scheduled"]
     assert [r.details["retry_in_s"] for r in retries] == [1, 1]
     assert all(r.details["exception_message"] == "kaput" for r in retries)
@@ -96,7 +97,8 @@ def test_delay_and_eta(app, start_worker):
     for job_id in (delayed, eta):
         job = wait_state(app, job_id, "Succeeded")
         assert job.started_at >= job.scheduled_for - timedelta(milliseconds=5)
-        assert states(app, job_id) == ["Scheduled", "Enqueued", "Processing", "Succeeded"]
+        assert states(app, job_id) in (["Scheduled", "Enqueued", "Processing", "Succeeded"],
+                                       ["Scheduled", "Processing", "Succeeded"])
 
 
 def started_order(app, ids):
