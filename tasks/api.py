@@ -42,6 +42,9 @@ class JobDefinition:
     wants_context: bool = False
     description: str = ""
     timeout: float | None = None
+    unique: Any = None  # True (task + arguments), a key format string, or a callable
+    unique_window: float = 86400.0
+    mutex: str | None = None  # key format string: jobs with the same key never overlap
 
     @property
     def signature(self) -> inspect.Signature:
@@ -109,6 +112,11 @@ class JobFunction:
             raise ValueError("schedule() needs exactly one of delay= or eta=")
         return enqueue(self, args, kwargs, queue=queue, priority=priority, delay=delay, eta=eta)
 
+    def enqueue_after(self, parent_id: str, args: Sequence = (), kwargs: Mapping | None = None,
+                      continue_on: str = "success") -> str:
+        """Queue a run that waits for job ``parent_id`` to finish (a continuation); returns its id."""
+        return enqueue(self, args, kwargs, after=parent_id, continue_on=continue_on)
+
     def enqueue_many(self, calls: Iterable[Sequence], **options) -> list[str]:
         """Queue one run per positional-argument tuple in ``calls``; returns the job ids."""
         return enqueue_many(self, [(tuple(args), {}) for args in calls], **options)
@@ -119,7 +127,8 @@ class JobFunction:
 
 def job(func: Callable | None = None, *, name: str | None = None, queue: str = DEFAULT_QUEUE,
         retries: int | None = None, backoff: Backoff = hangfire_backoff, priority: int = 0,
-        only_on=(), except_on=(), display_name: str | None = None, timeout: float | None = None) -> Any:
+        only_on=(), except_on=(), display_name: str | None = None, timeout: float | None = None,
+        unique=None, unique_window: float = 86400.0, mutex: str | None = None) -> Any:
     """Register a function as a background job.
 
     ``retries`` counts retries after the first attempt (default 9, i.e. 10
@@ -128,6 +137,10 @@ def job(func: Callable | None = None, *, name: str | None = None, queue: str = D
     the ``JobContext`` (job id, attempt, progress, logger, ...). ``timeout``
     (seconds) fails an attempt that runs longer: process workers interrupt it,
     thread workers stop it at its next checkpoint (``context.progress``/``check``).
+    ``unique`` (True, a key format like ``"report:{0}"`` or a callable) makes an
+    enqueue return the pending duplicate's id for ``unique_window`` seconds;
+    ``mutex="key:{0}"`` keeps jobs with the same key from running at the same time
+    (a blocked one is rescheduled, not failed).
     """
 
     def register(fn: Callable) -> JobFunction:
@@ -144,6 +157,7 @@ def job(func: Callable | None = None, *, name: str | None = None, queue: str = D
             wants_context="context" in inspect.signature(fn).parameters,
             description=(inspect.getdoc(fn) or "").split("\n")[0],
             timeout=float(timeout) if timeout else None,
+            unique=unique, unique_window=float(unique_window), mutex=mutex,
         )
         REGISTRY[job_name] = definition
         return JobFunction(definition)
@@ -238,19 +252,22 @@ def due_at(delay: float | timedelta | None, eta: datetime | None) -> float | Non
 
 def enqueue(name_or_fn: str | Callable, args: Sequence = (), kwargs: Mapping | None = None, *,
             queue: str | None = None, priority: int | None = None, delay: float | timedelta | None = None,
-            eta: datetime | None = None) -> str:
+            eta: datetime | None = None, after: str | None = None, continue_on: str = "success") -> str:
     """Queue one run of a registered job; returns its id.
 
     Inside a request whose database session has pending writes, the job row joins
     that transaction and the message is sent after commit (nothing runs on rollback).
+    ``after=job_id`` makes it a continuation: it waits (Awaiting) until that job
+    succeeds (``continue_on="success"``) or reaches any final state (``"finished"``).
     """
     return enqueue_many(name_or_fn, [(args, kwargs or {})], queue=queue, priority=priority,
-                        delay=delay, eta=eta)[0]
+                        delay=delay, eta=eta, after=after, continue_on=continue_on)[0]
 
 
 def enqueue_many(name_or_fn: str | Callable, calls: Iterable[tuple[Sequence, Mapping]], *,
                  queue: str | None = None, priority: int | None = None,
-                 delay: float | timedelta | None = None, eta: datetime | None = None) -> list[str]:
+                 delay: float | timedelta | None = None, eta: datetime | None = None,
+                 after: str | None = None, continue_on: str = "success") -> list[str]:
     """Queue many runs of one job at once (one ledger transaction, one pipelined push).
 
     ``calls`` holds ``(args, kwargs)`` pairs. Returns the job ids in order.
@@ -258,4 +275,4 @@ def enqueue_many(name_or_fn: str | Callable, calls: Iterable[tuple[Sequence, Map
     from tasks.engine import current_engine
 
     return current_engine().enqueue_many(definition(name_or_fn), list(calls), queue=queue, priority=priority,
-                                         due=due_at(delay, eta))
+                                         due=due_at(delay, eta), after=after, continue_on=continue_on)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context, has_request_context
 from huey import Huey
@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.extensions import db
-from tasks import ledger, lifecycle
+from tasks import continuations, ledger, lifecycle, unique
 from tasks.api import JobDefinition
 from tasks.codec import Delivery, JsonSerializer, check_arguments
 from tasks.ledger import NewJob
@@ -76,40 +76,72 @@ class JobEngine:
     # -- enqueue -----------------------------------------------------------
     def enqueue_many(self, job: JobDefinition, calls: Sequence[tuple[Sequence, Mapping]], *,
                      queue: str | None = None, priority: int | None = None, due: float | None = None,
-                     enqueued_by: str | None = None) -> list[str]:
-        """Validate, record in the ledger and dispatch ``calls`` of ``job``; returns ids."""
+                     enqueued_by: str | None = None, recurring_id: str | None = None, after: str | None = None,
+                     continue_on: str = continuations.ON_SUCCESS, occurrence=None) -> list[str]:
+        """Validate, record in the ledger and dispatch ``calls`` of ``job``; returns ids.
+
+        ``after`` makes each call a continuation of that job (Awaiting until it finishes);
+        ``occurrence`` records which run of a recurring job this is (as ``scheduled_for``).
+        A unique job returns the id of the pending duplicate instead of creating one.
+        """
         queue = queue or job.queue
         priority = job.priority if priority is None else int(priority)
         if not isinstance(queue, str) or not queue or len(queue) > 64:
             raise ValueError(f"queue must be a non-empty name of at most 64 characters, got {queue!r}")
-        names = job.parameter_names()
-        state = lifecycle.SCHEDULED if due else lifecycle.ENQUEUED
+        if continue_on not in continuations.CONTINUE_ON:
+            raise ValueError(f"continue_on must be one of {', '.join(continuations.CONTINUE_ON)}")
+        state = lifecycle.AWAITING if after else lifecycle.SCHEDULED if due else lifecycle.ENQUEUED
         who = enqueued_by or current_username()
-        new_jobs, deliveries = [], []
+        names = job.parameter_names()
+        batch = Batch()
         created = time.time()
         for args, kwargs in calls:
             args, kwargs = list(args), dict(kwargs or {})
             check_arguments(args, kwargs, names)
             job.check_call(args, kwargs)
             job_id = ledger.new_job_id()
-            new_jobs.append(NewJob(job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs,
-                                   state, job.retry.attempts, ledger.from_epoch(due), who,
-                                   reason="Scheduled by client" if due else ""))
-            deliveries.append(Delivery(job_id, job.name, queue, priority, args, kwargs, 1, job.retry.attempts, due,
-                                       created))
-        self.record_and_dispatch(new_jobs, deliveries)
-        return [j.id for j in new_jobs]
+            batch.jobs.append(NewJob(
+                job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs, state,
+                job.retry.attempts, ledger.from_epoch(due) or occurrence, who,
+                reason="Scheduled by client" if due else f"Recurring job {recurring_id}" if recurring_id else "",
+                parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id))
+            batch.keys.append(unique.key_for(job.name, job.unique, args, kwargs) if job.unique else None)
+            if not after:
+                batch.deliveries[job_id] = Delivery(job_id, job.name, queue, priority, args, kwargs, 1,
+                                                    job.retry.attempts, due, created)
+        batch.window = job.unique_window
+        return self.record_and_dispatch(batch)
 
-    def record_and_dispatch(self, new_jobs: list[NewJob], deliveries: list[Delivery]) -> None:
+    def record_and_dispatch(self, batch: "Batch") -> list[str]:
         """Write the ledger rows, then push: after the request's commit when it has pending writes."""
         session = db.session
         if session_has_writes(session):
-            ledger.insert_jobs(session.connection(), new_jobs)
-            session.info.setdefault(PENDING_KEY, []).append((self, deliveries))
-            return
+            ids, outgoing_now = self.record(session.connection(), batch)
+            session.info.setdefault(PENDING_KEY, []).append((self, outgoing_now))
+            return ids
         with db.engine.begin() as conn:
-            ledger.insert_jobs(conn, new_jobs)
-        self.dispatch(deliveries)
+            ids, outgoing_now = self.record(conn, batch)
+        self.dispatch(outgoing_now)
+        return ids
+
+    def record(self, conn, batch: "Batch") -> tuple[list[str], list[Delivery]]:
+        """Insert the batch on ``conn`` (deduplicating unique jobs); returns ids and messages to push."""
+        ids, fresh = [], []
+        now = ledger.utcnow()
+        for new, key in zip(batch.jobs, batch.keys):
+            holder = unique.claim(conn, key, new.id, batch.window, now) if key else None
+            ids.append(holder or new.id)
+            if holder is None:
+                fresh.append(new)
+        ledger.insert_jobs(conn, fresh)
+        messages = [batch.deliveries[j.id] for j in fresh if j.id in batch.deliveries]
+        parents = {j.parent_id for j in fresh if j.parent_id}
+        if parents:
+            missing = parents - set(continuations.known(conn, parents))
+            if missing:
+                raise ValueError(f"no job {sorted(missing)[0]} to continue after")
+            messages += continuations.resolve(conn, continuations.final_parents(conn, parents))
+        return ids, messages
 
     def dispatch(self, deliveries: list[Delivery]) -> None:
         """Push messages to the transport (one pipelined round trip).
@@ -122,6 +154,16 @@ class JobEngine:
         except Exception:  # noqa: BLE001 - the ledger has them; the reconciler will push them
             self.app.logger.exception("transport push failed for %d job(s); reconciler will retry",
                                       len(deliveries))
+
+
+@dataclass
+class Batch:
+    """New jobs on their way to the ledger, with their uniqueness keys and messages."""
+
+    jobs: list[NewJob] = field(default_factory=list)
+    keys: list[str | None] = field(default_factory=list)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    window: float = 86400.0
 
 
 def outgoing(delivery: Delivery) -> Outgoing:
@@ -154,6 +196,12 @@ def session_has_writes(session) -> bool:
 @event.listens_for(Session, "after_flush")
 def _remember_writes(session, flush_context) -> None:
     session.info[WROTE_KEY] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _remember_statement_writes(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[WROTE_KEY] = True
 
 
 @event.listens_for(Session, "after_commit")

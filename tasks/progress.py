@@ -59,14 +59,14 @@ class JobLogHandler(logging.Handler):
         self.buffer: list[dict] = []
         self.written = self._existing()
         self.last_flush = time.monotonic()
-        self.lock = threading.Lock()
+        self.buffer_lock = threading.Lock()
 
     def _existing(self) -> int:
         with self.engine.connect() as conn:
             return conn.scalar(select(func.count()).select_from(logs_table).where(logs_table.c.job_id == self.job_id))
 
     def emit(self, record: logging.LogRecord) -> None:
-        with self.lock:
+        with self.buffer_lock:
             if self.written + len(self.buffer) >= LOG_LIMIT:
                 return
             message = clip(self.format(record), 4000) or ""
@@ -78,7 +78,7 @@ class JobLogHandler(logging.Handler):
             self.flush()
 
     def flush(self) -> None:
-        with self.lock:
+        with self.buffer_lock:
             rows, self.buffer = self.buffer, []
         self.last_flush = time.monotonic()
         if rows:

@@ -24,7 +24,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from app.extensions import db
-from tasks import idempotency, ledger, lifecycle
+from tasks import continuations, idempotency, ledger, lifecycle, recurring, unique
 from tasks.codec import Delivery
 from tasks.engine import outgoing
 from tasks.ledger import jobs_table, states_table
@@ -87,6 +87,9 @@ def reconcile(runtime, batch: int = 500) -> list[str]:
                     c.scheduled_for, c.worker)
              .where(c.state.in_(lifecycle.LIVE_STATES), c.state_changed_at < cutoff).order_by(c.id).limit(batch))
     dispatched: list[str] = []
+    with db.engine.begin() as conn:
+        released = continuations.resolve(conn, continuations.stranded(conn))
+    runtime.engine.dispatch(released)
     after = ""
     while True:
         with db.engine.connect() as conn:
@@ -170,6 +173,10 @@ class Maintenance:
             if self.due("recover", 1.0):
                 self.guard("recovery", lambda: recover_dead_workers(runtime))
             leader = self.guard("leader lease", self.leads)
+            if leader and self.due("recurring sync", 300.0):
+                self.guard("recurring sync", recurring.sync)
+            if leader:
+                self.guard("recurring jobs", recurring.run_due)
             if leader and self.due("reconcile", self.settings.reconcile_interval):
                 self.guard("reconciler", lambda: reconcile(runtime))
             if leader and self.due("janitor", 60.0):
@@ -180,6 +187,7 @@ class Maintenance:
         retention = timedelta(seconds=self.settings.retention_seconds)
         removed = expire_finished(retention)
         idempotency.forget_before(ledger.utcnow() - max(retention, timedelta(days=7)))
+        unique.forget_expired(ledger.utcnow())
         now = ledger.utcnow()
         with db.engine.begin() as conn:
             ledger.compact_counts(conn)

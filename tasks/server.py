@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 
 from flask import Flask
 from huey.consumer import Consumer, Scheduler, Worker
@@ -69,6 +71,7 @@ class WorkerRuntime:
         self._beating = False
         self._paused: set[str] = set()
         self._paused_checked = 0.0
+        self.mutexes: dict[str, str] = {}  # mutex key -> job id, renewed with each heartbeat
 
     # -- heartbeat -----------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -87,9 +90,11 @@ class WorkerRuntime:
                 "in_flight": len(self.in_flight)}
 
     def beat(self) -> None:
-        """One heartbeat; failures are logged, not raised."""
+        """One heartbeat (and renewal of held mutexes); failures are logged, not raised."""
         try:
             self.transport.beat(self.worker_id, self.info())
+            for key, job_id in list(self.mutexes.items()):
+                self.transport.lead(key, job_id, 2 * self.engine.settings.dead_after)
         except Exception as exc:  # noqa: BLE001
             log.warning("heartbeat failed: %s", exc)
 
@@ -194,13 +199,48 @@ class WorkerRuntime:
     def execute(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, redeliveries: int,
                 huey=None) -> None:
         """Claim the job in the ledger, run it in a fresh app context and submit its outcome."""
-        claim = self.claim(delivery, attempt, redeliveries)
-        if claim is None:
-            self.hand_back([delivery.id], "Worker shut down before the job started")
+        mutex = self.acquire_mutex(definition, delivery)
+        if mutex is False:
             return
-        if not claim.applied:
-            self.skip(delivery.id, claim.previous)
-            return
+        try:
+            claim = self.claim(delivery, attempt, redeliveries)
+            if claim is None:
+                self.hand_back([delivery.id], "Worker shut down before the job started")
+            elif not claim.applied:
+                self.skip(delivery.id, claim.previous)
+            else:
+                self.run_claimed(definition, delivery, attempt, huey)
+        finally:
+            if mutex:
+                self.release_mutex(mutex, delivery.id)
+
+    def acquire_mutex(self, definition: api.JobDefinition, delivery: Delivery) -> str | bool | None:
+        """The mutex key taken for this job, None without a mutex, False when blocked (rescheduled)."""
+        if not definition.mutex:
+            return None
+        key = "mutex:" + definition.mutex.format(*delivery.args, **delivery.kwargs)
+        if self.transport.lead(key, delivery.id, 2 * self.engine.settings.dead_after):
+            self.mutexes[key] = delivery.id
+            return key
+        wait = 1.0 + random.random()
+        at = ledger.utcnow()
+        self.writer.submit(Pending(Transition(
+            delivery.id, lifecycle.SCHEDULED, at, f"Waiting for mutex {key[6:]!r}",
+            expected=frozenset({lifecycle.ENQUEUED, lifecycle.PROCESSING}),
+            fields={"scheduled_for": ledger.from_epoch(now() + wait)}, data={"mutex": key[6:]},
+        ), retry=replace(delivery, eta=now() + wait)))
+        return False
+
+    def release_mutex(self, key: str, job_id: str) -> None:
+        """Let the next job with this mutex key run."""
+        self.mutexes.pop(key, None)
+        try:
+            self.transport.release(key, job_id)
+        except Exception as exc:  # noqa: BLE001 - the lease expires on its own
+            log.warning("could not release %s: %s", key, exc)
+
+    def run_claimed(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, huey=None) -> None:
+        """Run a claimed job and submit its outcome."""
         start = time.monotonic()
         with self.app.app_context():
             try:

@@ -154,6 +154,13 @@ return 0
 """
 
 
+# Release a lease only if ``owner`` holds it. KEYS: lease ; ARGV: owner
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisTransport(RedisStorage):
     """Reliable-fetch Huey storage on Redis (``redis://`` or ``rediss://``)."""
 
@@ -174,6 +181,7 @@ class RedisTransport(RedisStorage):
         self._claim_dead = self.conn.register_script(CLAIM_DEAD_LUA)
         self._move_due = self.conn.register_script(MOVE_DUE_LUA)
         self._lease = self.conn.register_script(LEASE_LUA)
+        self._release = self.conn.register_script(RELEASE_LUA)
 
     def queue_key_for(self, queue: str) -> str:
         """Redis key of ``queue``'s sorted set."""
@@ -381,6 +389,10 @@ class RedisTransport(RedisStorage):
         """Take or renew the lease on ``role`` for ``ttl`` seconds; True when ``owner`` holds it."""
         return bool(self._lease(keys=[f"{self.prefix}lease:{role}"], args=[owner, int(ttl * 1000)]))
 
+    def release(self, role: str, owner: str) -> None:
+        """Give up the lease on ``role`` if ``owner`` holds it."""
+        self._release(keys=[f"{self.prefix}lease:{role}"], args=[owner])
+
     def retire(self, worker_id: str) -> None:
         """Remove a worker that stopped cleanly."""
         pipe = self.conn.pipeline(transaction=True)
@@ -577,6 +589,10 @@ class SqliteTransport(SqliteStorage):
                         (role, owner, at + int(ttl * 1000), at))
             cur.execute("select owner from job_leases where role = ?", (role,))
             return cur.fetchone()[0] == owner
+
+    def release(self, role: str, owner: str) -> None:
+        """Give up the lease on ``role`` if ``owner`` holds it."""
+        self.sql("delete from job_leases where role = ? and owner = ?", (role, owner), commit=True)
 
     def retire(self, worker_id: str) -> None:
         """Remove a worker that stopped cleanly."""

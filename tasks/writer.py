@@ -16,7 +16,7 @@ from flask import Flask
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from app.extensions import db
-from tasks import ledger
+from tasks import continuations, ledger, lifecycle
 from tasks.codec import Delivery
 from tasks.engine import outgoing
 from tasks.lifecycle import Transition
@@ -115,7 +115,20 @@ class LedgerWriter:
             if pending.done is not None:
                 pending.done.set()
         self._settle(batch)
+        self._continue(engine, [o.transition for o in outcomes if o.applied])
         self.backlog -= len(batch)
+
+    def _continue(self, engine, applied: list[Transition]) -> None:
+        """Release or delete continuations of jobs this batch finished (the reconciler heals misses)."""
+        finals = {t.job_id: t.state for t in applied if t.state in lifecycle.FINAL_STATES}
+        if not finals:
+            return
+        try:
+            with engine.begin() as conn:
+                messages = continuations.resolve(conn, finals)
+            self.runtime.engine.dispatch(messages)
+        except SQLAlchemyError as exc:
+            log.warning("continuations of %d job(s) deferred to the reconciler: %s", len(finals), exc)
 
     def _commit(self, engine, batch: list[Pending]) -> list[ledger.Outcome]:
         """Apply the batch; retry with backoff on connection trouble, bisect on bad data."""

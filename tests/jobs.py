@@ -1,6 +1,7 @@
 """Jobs used only by the test suite (imported through ``JOBS_MODULES=tests.jobs``)."""
 from __future__ import annotations
 
+import os
 import time
 
 from tasks import JobContext, job
@@ -56,3 +57,51 @@ def tally(seconds: float, context: JobContext) -> None:
         os.write(fd, (context.job_id + "\n").encode())
     finally:
         os.close(fd)
+
+
+@job(name="tests.progressing", retries=0)
+def progressing(steps: int, delay: float, context: JobContext) -> int:
+    """Report progress and log a line per step; stops when cancelled (progress is a checkpoint)."""
+    for step in range(1, steps + 1):
+        time.sleep(delay)
+        context.logger.info("step %d of %d <done>", step, steps)
+        context.progress(100 * step / steps, f"step {step}")
+    return steps
+
+
+@job(name="tests.cooperative_timeout", retries=1, backoff=[0], timeout=1)
+def cooperative_timeout(seconds: float, context: JobContext) -> None:
+    """Run past the timeout, checking in (thread workers stop it at a checkpoint)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        context.check()
+
+
+@job(name="tests.blocking_timeout", retries=1, backoff=[0], timeout=1)
+def blocking_timeout(seconds: float) -> None:
+    """Run past the timeout without checking in (process workers interrupt it)."""
+    time.sleep(seconds)
+
+
+@job(name="tests.exclusive", retries=0, mutex="exclusive:{0}")
+def exclusive(key: str, seconds: float) -> None:
+    """Hold a mutex for ``seconds``."""
+    time.sleep(seconds)
+
+
+@job(name="tests.unique_report", unique="report:{0}", retries=0)
+def unique_report(report_id: int) -> int:
+    """A job enqueued at most once per report while pending."""
+    return report_id
+
+
+@job(name="tests.recurring_tick", retries=0)
+def recurring_tick() -> None:
+    """Fired every second by the recurring schedule some tests switch on."""
+
+
+if os.environ.get("TESTS_RECURRING"):
+    from tasks.recurring import recurring
+
+    recurring("tests.every-second", cron="* * * * * *")(recurring_tick)

@@ -136,6 +136,15 @@ def test_transactional_enqueue_dispatches_after_commit(app):
     assert job_state(app, job_id) == "Enqueued"
 
 
+def test_statement_writes_make_enqueue_transactional(app):
+    with app.test_request_context():
+        db.session.execute(db.update(Role).values(description="x"))
+        job_id = noop.enqueue()
+        assert engine_of(app).transport.holds([job_id]) == set()
+        db.session.commit()
+    assert engine_of(app).transport.holds([job_id]) == {job_id}
+
+
 def test_transactional_enqueue_rolls_back_with_the_request(app):
     with app.test_request_context():
         db.session.add(Role(name="reporters"))
