@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.extensions import db
 from tasks import api, commands, queries
 from tasks.queries import JobFilter
 
@@ -146,3 +147,60 @@ def stats_command(as_json: bool) -> None:
         return
     for state, count in counts.items():
         click.echo(f"{state:<11} {count}")
+
+
+@jobs_cli.group("recurring")
+def recurring_cli() -> None:
+    """Recurring jobs declared in code."""
+
+
+@recurring_cli.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def recurring_list(as_json: bool) -> None:
+    """List recurring jobs with their schedule and next run."""
+    from tasks.recurring import RecurringJob
+
+    rows = db.session.scalars(db.select(RecurringJob).order_by(RecurringJob.id)).all()
+    data = [{"id": r.id, "task": r.task, "cron": r.cron, "description": r.description, "timezone": r.timezone,
+             "enabled": r.enabled, "next_run_at": r.next_run_at and r.next_run_at.isoformat() + "Z",
+             "last_run_at": r.last_run_at and r.last_run_at.isoformat() + "Z", "last_job_id": r.last_job_id,
+             "error": r.error} for r in rows]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for r in data:
+        state = "enabled " if r["enabled"] else "disabled"
+        click.echo(f"{r['id']:<30} {state} {r['cron']:<16} {r['timezone']:<16} next {r['next_run_at']}")
+
+
+@recurring_cli.command("sync")
+def recurring_sync() -> None:
+    """Make the table match the code's declarations (the worker leader also does this)."""
+    from tasks import recurring
+
+    click.echo("recurring jobs synced: {added} added, {changed} changed, {removed} removed".format(
+        **recurring.sync()))
+
+
+@recurring_cli.command("trigger")
+@click.argument("recurring_id")
+def recurring_trigger(recurring_id: str) -> None:
+    """Run a recurring job now; prints the job id."""
+    from tasks import recurring
+
+    job_id = recurring.trigger(recurring_id, by="cli")
+    if job_id is None:
+        raise click.ClickException(f"no recurring job {recurring_id}")
+    click.echo(job_id)
+
+
+@recurring_cli.command("enable")
+@click.argument("recurring_id")
+@click.option("--off", is_flag=True, help="Disable instead.")
+def recurring_enable(recurring_id: str, off: bool) -> None:
+    """Enable (or with --off disable) a recurring job; persisted across deploys."""
+    from tasks import recurring
+
+    if not recurring.set_enabled(recurring_id, not off):
+        raise click.ClickException(f"no recurring job {recurring_id}")
+    click.echo(f"{recurring_id} {'disabled' if off else 'enabled'}")

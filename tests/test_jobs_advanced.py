@@ -208,3 +208,13 @@ def test_continuation_runs_only_after_its_parent(app, start_worker):
     with app.app_context():
         late = noop.enqueue_after(parent)  # parent already finished: runs straight away
     wait_for(lambda: job_state(app, late) == lifecycle.SUCCEEDED)
+
+
+def test_recurring_cli(app, runner, tick_schedule):
+    assert "1 added" in runner.invoke(args=["jobs", "recurring", "sync"]).output
+    listed = json.loads(runner.invoke(args=["jobs", "recurring", "list", "--json"]).output)
+    assert listed[0]["id"] == "tests.every-second" and listed[0]["description"] == "Every second"
+    assert runner.invoke(args=["jobs", "recurring", "enable", "tests.every-second", "--off"]).exit_code == 0
+    job_id = runner.invoke(args=["jobs", "recurring", "trigger", "tests.every-second"]).output.strip()
+    assert job_state(app, job_id) == lifecycle.ENQUEUED
+    assert runner.invoke(args=["jobs", "recurring", "trigger", "nope"]).exit_code == 1
