@@ -84,9 +84,24 @@ end
 return false
 """
 
+# Shared by the scripts below: put job ``id`` on the queue named in its payload; false if no payload.
+REQUEUE_LUA = """
+local function requeue(prefix, payloads, id, now)
+  local payload = redis.call('HGET', payloads, id)
+  if not payload then return false end
+  local msg = cjson.decode(payload)
+  local q = msg['queue'] or 'default'
+  local score = -(tonumber(msg['priority']) or 0) * 10000000000000 + tonumber(now)
+  redis.call('ZADD', prefix .. 'queue:' .. q, score, id)
+  redis.call('LPUSH', prefix .. 'wake:' .. q, '1')
+  redis.call('LTRIM', prefix .. 'wake:' .. q, 0, 63)
+  return true
+end
+"""
+
 # Move ids from an in-flight hash back to their queues (hand back / recovery).
 # KEYS: payloads, inflight, redeliveries ; ARGV: prefix, now_ms, bump (0/1), ids... (none = all)
-HAND_BACK_LUA = """
+HAND_BACK_LUA = REQUEUE_LUA + """
 local ids = {}
 if #ARGV > 3 then
   for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -95,18 +110,9 @@ else
 end
 local moved = {}
 for _, id in ipairs(ids) do
-  if redis.call('HDEL', KEYS[2], id) == 1 then
-    local payload = redis.call('HGET', KEYS[1], id)
-    if payload then
-      local msg = cjson.decode(payload)
-      local q = msg['queue'] or 'default'
-      local score = -(tonumber(msg['priority']) or 0) * 10000000000000 + tonumber(ARGV[2])
-      redis.call('ZADD', ARGV[1] .. 'queue:' .. q, score, id)
-      redis.call('LPUSH', ARGV[1] .. 'wake:' .. q, '1')
-      redis.call('LTRIM', ARGV[1] .. 'wake:' .. q, 0, 63)
-      if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[3], id, 1) end
-      moved[#moved + 1] = id
-    end
+  if redis.call('HDEL', KEYS[2], id) == 1 and requeue(ARGV[1], KEYS[1], id, ARGV[2]) then
+    if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[3], id, 1) end
+    moved[#moved + 1] = id
   end
 end
 return moved
@@ -123,25 +129,15 @@ return 1
 """
 
 # Move due ids from the schedule to their queues. KEYS: payloads, schedule ; ARGV: prefix, now_ms, limit
-MOVE_DUE_LUA = """
+MOVE_DUE_LUA = REQUEUE_LUA + """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 local moved = {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id)
-  local payload = redis.call('HGET', KEYS[1], id)
-  if payload then
-    local msg = cjson.decode(payload)
-    local q = msg['queue'] or 'default'
-    local score = -(tonumber(msg['priority']) or 0) * 10000000000000 + tonumber(ARGV[2])
-    redis.call('ZADD', ARGV[1] .. 'queue:' .. q, score, id)
-    redis.call('LPUSH', ARGV[1] .. 'wake:' .. q, '1')
-    redis.call('LTRIM', ARGV[1] .. 'wake:' .. q, 0, 63)
-    moved[#moved + 1] = id
-  end
+  if requeue(ARGV[1], KEYS[1], id, ARGV[2]) then moved[#moved + 1] = id end
 end
 return moved
 """
-
 
 # Take or renew a lease. KEYS: lease ; ARGV: owner, ttl ms
 LEASE_LUA = """
