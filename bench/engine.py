@@ -547,15 +547,11 @@ class EngineSide:
                "enqueue_bulk": self.enqueue_bulk(n, chunk)}
         out["drain_threads"] = self.drain(self.worker("threads", name=f"engine-{self.backend}-nosync-t"),
                                           n, timeout)
-        self.enqueue_bulk(n, chunk)
-        out["drain_processes"] = self.drain(self.worker("processes", name=f"engine-{self.backend}-nosync-p"),
-                                            n, timeout)
         out["pickup"] = self.pickup(50, 5)
         out["ledger_apply_sweep"] = self.apply_sweep()
         log(f"engine {self.backend} synchronous_commit=off: enqueue "
             f"{out['enqueue_per_call']['jobs_per_s']:.0f}/s, "
-            f"drain threads {out['drain_threads']['jobs_per_s']:.0f}/s,"
-            f" processes {out['drain_processes']['jobs_per_s']:.0f}/s")
+            f"drain threads {out['drain_threads']['jobs_per_s']:.0f}/s")
         return out
 
     def profile_enqueue(self, calls: int, chunk: int) -> dict:
@@ -920,8 +916,7 @@ def print_table(result: dict) -> None:
             lines.append(f"what if synchronous_commit=off: enqueue per call "
                          f"{nosync['enqueue_per_call']['jobs_per_s']:.0f}/s, bulk "
                          f"{nosync['enqueue_bulk']['jobs_per_s']:.0f}/s, drain threads "
-                         f"{nosync['drain_threads']['jobs_per_s']:.0f}/s, processes "
-                         f"{nosync['drain_processes']['jobs_per_s']:.0f}/s, pickup p50 "
+                         f"{nosync['drain_threads']['jobs_per_s']:.0f}/s, pickup p50 "
                          f"{nosync['pickup']['p50_ms']} ms p99 {nosync['pickup']['p99_ms']} ms; apply "
                          + ", ".join(f"{s['batch']}: {s['us_per_transition']} us"
                                      for s in nosync["ledger_apply_sweep"]))
