@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue as queue_module
 import random
 import signal
 import socket
@@ -21,7 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from flask import Flask
 from huey.consumer import Consumer, Scheduler, Worker
@@ -43,6 +44,17 @@ log = logging.getLogger("tasks.server")
 def now() -> float:
     """Epoch seconds."""
     return time.time()
+
+
+@dataclass
+class Claimed:
+    """A fetched, decoded job on its way to (or in) a worker thread."""
+
+    definition: api.JobDefinition
+    delivery: Delivery
+    attempt: int
+    redeliveries: int = 0
+    mutex: str | None = None
 
 
 class WorkerRuntime:
@@ -68,21 +80,15 @@ class WorkerRuntime:
         self.in_flight: dict[str, float] = {}
         self.writer = LedgerWriter(self.app, self)
         self.stopping = threading.Event()
-        self._beating = False
         self._paused: set[str] = set()
         self._paused_checked = 0.0
         self.mutexes: dict[str, str] = {}  # mutex key -> job id, renewed with each heartbeat
+        self.ready: queue_module.Queue[Claimed] = queue_module.Queue()
+        self.slots = threading.Semaphore(concurrency)  # one per worker thread: claimed but unfinished jobs
+        self.stop_flag = None
+        self._started = False
 
     # -- heartbeat -----------------------------------------------------------
-    def start_heartbeat(self) -> None:
-        """Register this worker and keep beating until it stops."""
-        with self._lock:
-            if self._beating:
-                return
-            self._beating = True
-        self.beat()
-        threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True).start()
-
     def info(self) -> dict:
         """How this worker describes itself in the registry."""
         return {"host": socket.gethostname(), "pid": os.getpid(), "queues": self.queues,
@@ -118,35 +124,108 @@ class WorkerRuntime:
             self._paused_checked = now()
         return [q for q in self.queues if q not in self._paused]
 
-    def fetch(self) -> Fetched | None:
-        """Take the next job from this worker's active queues into its in-flight set."""
-        fetched = self.transport.fetch(self.worker_id, self.active_queues())
-        if fetched is not None:
+    # The fetcher thread takes up to one job per idle worker thread in one atomic move,
+    # claims them all in one ledger commit, and queues the claimed ones for the threads.
+    def start(self, stop_flag) -> None:
+        """Start heartbeat and fetcher once per process; ``stop_flag`` is the consumer's."""
+        with self._lock:
+            if self._started:
+                return
+            self._started, self.stop_flag = True, stop_flag
+        self.beat()
+        threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._fetch_loop, name="fetcher", daemon=True).start()
+
+    def fetching(self) -> bool:
+        """True until shutdown begins."""
+        return not self.stopping.is_set() and not (self.stop_flag is not None and self.stop_flag.is_set())
+
+    def _fetch_loop(self) -> None:
+        while self.fetching():
+            if not self.can_fetch():
+                self.stopping.wait(0.1)
+                continue
+            free = self._take_slots()
+            if not free:
+                continue
+            try:
+                batch = self.transport.fetch(self.worker_id, self.active_queues(), limit=free)
+            except Exception as exc:  # noqa: BLE001 - transport down: back off, keep the worker alive
+                log.warning("fetch failed: %s", exc)
+                batch = []
+                self.stopping.wait(0.5)
+            for _ in range(free - len(batch)):
+                self.slots.release()
+            if batch:
+                self.admit(batch)
+
+    def _take_slots(self) -> int:
+        """Wait for an idle worker thread, then count every idle one (each holds a slot)."""
+        if not self.slots.acquire(timeout=0.2):
+            return 0
+        free = 1
+        while free < self.concurrency and self.slots.acquire(blocking=False):
+            free += 1
+        return free
+
+    def admit(self, batch: list[Fetched]) -> None:
+        """Validate, lock and claim fetched jobs; queue the claimed ones for the worker threads."""
+        for fetched in batch:
             self.in_flight[fetched.job_id] = now()
-        return fetched
+        runnable = [job for job in (self.validate(f) for f in batch) if job is not None]
+        runnable = [job for job in runnable if self.acquire_mutex(job)]
+        pending = [self.claim_pending(job) for job in runnable]
+        for p in pending:
+            self.writer.submit(p)
+        for job, p in zip(runnable, pending):
+            while not p.done.wait(0.5):
+                if not self.fetching():
+                    break
+            if not p.done.is_set():
+                self.release(job)  # shutdown: the in-flight message is handed back
+            elif p.outcome.applied:
+                self.ready.put(job)
+            else:
+                self.skip(job.delivery.id, p.outcome.previous)
+                self.release(job)
+        for _ in range(len(batch) - len(runnable)):
+            self.slots.release()
+
+    def next_job(self, timeout: float) -> "Claimed | None":
+        """A claimed job for a worker thread, or None after ``timeout`` seconds."""
+        try:
+            return self.ready.get(timeout=timeout)
+        except queue_module.Empty:
+            return None
+
+    def release(self, job: "Claimed") -> None:
+        """Free the job's mutex and its worker slot."""
+        if job.mutex:
+            self.release_mutex(job.mutex, job.delivery.id)
+        self.slots.release()
 
     def settled(self, job_ids: list[str]) -> None:
         """Forget jobs whose final state is written and whose message is acknowledged."""
         for job_id in job_ids:
             self.in_flight.pop(job_id, None)
 
-    def run(self, fetched: Fetched, huey=None) -> None:
-        """Run one fetched job and record what happened; never raises (but KeyboardInterrupt)."""
+    def validate(self, fetched: Fetched) -> "Claimed | None":
+        """Decode a fetched message into a runnable job, or record it as Failed (poison) and drop it."""
         try:
             delivery = decode(fetched.payload, fetched.job_id)
         except PoisonMessage as poison:
             self.reject(fetched.job_id, poison.reason)
-            return
+            return None
         definition = api.REGISTRY.get(delivery.task)
         if definition is None:
             self.reject(delivery.id, f"unknown task {delivery.task!r}: no job is registered under that name")
-            return
+            return None
         attempt = delivery.attempt + fetched.redeliveries
         if attempt > delivery.max_attempts:
             self.reject(delivery.id, f"worker lost {fetched.redeliveries} time(s) while running this job; "
                                      f"attempt {attempt} exceeds the limit of {delivery.max_attempts}")
-            return
-        self.execute(definition, delivery, attempt, fetched.redeliveries, huey)
+            return None
+        return Claimed(definition, delivery, attempt, fetched.redeliveries)
 
     def reject(self, job_id: str, reason: str) -> None:
         """Record a message that can't run as a Failed job (poison) and drop it from the transport."""
@@ -160,28 +239,21 @@ class WorkerRuntime:
                                       "exception_message": reason})
         self.writer.submit(Pending(transition, ack=True))
 
-    def claim(self, delivery: Delivery, attempt: int, redeliveries: int) -> ledger.Outcome | None:
-        """Record Processing and wait for the commit; the job runs only if the ledger agrees.
-
-        Returns None when shutdown began before the ledger answered.
-        """
+    def claim_pending(self, job: "Claimed") -> Pending:
+        """The Processing transition that claims ``job`` (the job runs only if the ledger accepts it)."""
+        delivery, attempt = job.delivery, job.attempt
         started = ledger.utcnow()
         queued_at = delivery.eta or delivery.created
         latency = {"latency_ms": round((now() - queued_at) * 1000, 1)} if queued_at else {}
         reason = f"Attempt {attempt} of {delivery.max_attempts}"
-        if redeliveries:
-            reason += f" (redelivered {redeliveries}×)"
-        pending = Pending(Transition(
+        if job.redeliveries:
+            reason += f" (redelivered {job.redeliveries}×)"
+        return Pending(Transition(
             delivery.id, lifecycle.PROCESSING, started, reason,
             fields={"started_at": started, "worker": self.worker_id, "attempt": attempt, "progress": None,
                     "progress_message": None},
             data={"worker": self.worker_id, "queue": delivery.queue, "attempt": attempt, **latency},
         ), done=threading.Event())
-        self.writer.submit(pending)
-        while not pending.done.wait(0.5):
-            if self.stopping.is_set():
-                return None
-        return pending.outcome
 
     def skip(self, job_id: str, previous: str | None) -> None:
         """Drop a message the ledger won't run: a dead letter if it has no row, else already settled."""
@@ -196,32 +268,16 @@ class WorkerRuntime:
         self.transport.ack(self.worker_id, [job_id])
         self.settled([job_id])
 
-    def execute(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, redeliveries: int,
-                huey=None) -> None:
-        """Claim the job in the ledger, run it in a fresh app context and submit its outcome."""
-        mutex = self.acquire_mutex(definition, delivery)
-        if mutex is False:
-            return
-        try:
-            claim = self.claim(delivery, attempt, redeliveries)
-            if claim is None:
-                self.hand_back([delivery.id], "Worker shut down before the job started")
-            elif not claim.applied:
-                self.skip(delivery.id, claim.previous)
-            else:
-                self.run_claimed(definition, delivery, attempt, huey)
-        finally:
-            if mutex:
-                self.release_mutex(mutex, delivery.id)
-
-    def acquire_mutex(self, definition: api.JobDefinition, delivery: Delivery) -> str | bool | None:
-        """The mutex key taken for this job, None without a mutex, False when blocked (rescheduled)."""
+    def acquire_mutex(self, job: "Claimed") -> bool:
+        """Take the job's mutex if it has one; when another job holds it, reschedule this one (not failed)."""
+        definition, delivery = job.definition, job.delivery
         if not definition.mutex:
-            return None
+            return True
         key = "mutex:" + definition.mutex.format(*delivery.args, **delivery.kwargs)
         if self.transport.lead(key, delivery.id, 2 * self.engine.settings.dead_after):
             self.mutexes[key] = delivery.id
-            return key
+            job.mutex = key
+            return True
         wait = 1.0 + random.random()
         at = ledger.utcnow()
         self.writer.submit(Pending(Transition(
@@ -239,8 +295,16 @@ class WorkerRuntime:
         except Exception as exc:  # noqa: BLE001 - the lease expires on its own
             log.warning("could not release %s: %s", key, exc)
 
-    def run_claimed(self, definition: api.JobDefinition, delivery: Delivery, attempt: int, huey=None) -> None:
-        """Run a claimed job and submit its outcome."""
+    def run_claimed(self, job: "Claimed", huey=None) -> None:
+        """Run a claimed job in a fresh app context, submit its outcome, free its slot."""
+        try:
+            self.perform_and_record(job.definition, job.delivery, job.attempt, huey)
+        finally:
+            self.release(job)
+
+    def perform_and_record(self, definition: api.JobDefinition, delivery: Delivery, attempt: int,
+                           huey=None) -> None:
+        """Run the job function and submit Succeeded, Deleted (cancelled) or a failure."""
         start = time.monotonic()
         with self.app.app_context():
             try:
@@ -395,28 +459,12 @@ class JobWorker(Worker):
             with self.app.app_context():
                 db.engine.dispose(close=False)
         self.runtime = self.runtime_factory()
-        self.runtime.start_heartbeat()
+        self.runtime.start(self.stop_flag)
 
     def loop(self, now=None) -> None:
-        runtime = self.runtime
-        if not runtime.can_fetch():
-            self.stop_flag.wait(0.1)
-            return
-        try:
-            fetched = runtime.fetch()
-        except Exception as exc:  # noqa: BLE001 - transport down: back off, keep the worker alive
-            self._logger.warning("fetch failed: %s", exc)
-            self.sleep()
-            return
-        if fetched is None:
-            if not runtime.transport.blocking:
-                self.sleep()
-            return
-        self.delay = self.default_delay
-        if self.stop_flag.is_set():  # shutdown began while we fetched: hand it straight back
-            runtime.hand_back([fetched.job_id], "Worker shutting down")
-            return
-        runtime.run(fetched, self.huey)
+        job = self.runtime.next_job(timeout=0.1)
+        if job is not None:
+            self.runtime.run_claimed(job, self.huey)
 
     def shutdown(self) -> None:
         if self.owns_runtime and hasattr(self, "runtime"):

@@ -59,29 +59,38 @@ class Outgoing:
     eta: float | None = None  # epoch seconds
 
 
-# KEYS: payloads, inflight, redeliveries, queue keys..., wake keys...
-# ARGV: now_ms, number of queues
+# Take up to ARGV[3] jobs, first queue first, into a worker's in-flight hash.
+# KEYS: payloads, inflight, redeliveries, queue keys..., wake keys... ; ARGV: now_ms, number of queues, limit
 FETCH_LUA = """
-local n = tonumber(ARGV[2])
+local n, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local taken = {}
 for i = 1, n do
   local qkey = KEYS[3 + i]
-  for _ = 1, 100 do
+  local tries = 0
+  while #taken < 4 * limit and tries < 100 + limit do
+    tries = tries + 1
     local popped = redis.call('ZPOPMIN', qkey)
     if not popped[1] then break end
     local id = popped[1]
     local payload = redis.call('HGET', KEYS[1], id)
     if payload then
       redis.call('HSET', KEYS[2], id, ARGV[1])
-      if redis.call('ZCARD', qkey) > 0 then
-        redis.call('LPUSH', KEYS[3 + n + i], '1')
-        redis.call('LTRIM', KEYS[3 + n + i], 0, 63)
-      end
       local redelivered = redis.call('HGET', KEYS[3], id) or '0'
-      return {id, payload, i, redelivered}
+      taken[#taken + 1] = id
+      taken[#taken + 1] = payload
+      taken[#taken + 1] = i
+      taken[#taken + 1] = redelivered
     end
   end
+  if #taken >= 4 * limit then
+    if redis.call('ZCARD', qkey) > 0 then  -- more waiting: wake another idle worker
+      redis.call('LPUSH', KEYS[3 + n + i], '1')
+      redis.call('LTRIM', KEYS[3 + n + i], 0, 63)
+    end
+    break
+  end
 end
-return false
+return taken
 """
 
 # Shared by the scripts below: put job ``id`` on the queue named in its payload; false if no payload.
@@ -212,8 +221,8 @@ class RedisTransport(RedisStorage):
         pipe.execute()
 
     # -- consuming ---------------------------------------------------------
-    def fetch(self, worker_id: str, queues: list[str], wait: bool = True) -> Fetched | None:
-        """Move the next job of the first non-empty queue into ``worker_id``'s in-flight set.
+    def fetch(self, worker_id: str, queues: list[str], limit: int = 1, wait: bool = True) -> list[Fetched]:
+        """Move up to ``limit`` jobs, first non-empty queue first, into ``worker_id``'s in-flight set.
 
         When every queue is empty and ``wait`` is true, block up to the read
         timeout for a wake-up, then try once more. Only wake tokens are popped
@@ -222,21 +231,19 @@ class RedisTransport(RedisStorage):
         if not queues:
             if wait:
                 time.sleep(self.read_timeout)
-            return None
-        fetched = self._try_fetch(worker_id, queues)
-        if fetched is None and wait:
+            return []
+        fetched = self._try_fetch(worker_id, queues, limit)
+        if not fetched and wait:
             if self.conn.blpop([self.wake_key(q) for q in queues], timeout=self.read_timeout):
-                fetched = self._try_fetch(worker_id, queues)
+                fetched = self._try_fetch(worker_id, queues, limit)
         return fetched
 
-    def _try_fetch(self, worker_id: str, queues: list[str]) -> Fetched | None:
+    def _try_fetch(self, worker_id: str, queues: list[str], limit: int) -> list[Fetched]:
         keys = [self.payloads_key, self.inflight_key(worker_id), self.redeliveries_key]
         keys += [self.queue_key_for(q) for q in queues] + [self.wake_key(q) for q in queues]
-        found = self._fetch(keys=keys, args=[now_ms(), len(queues)])
-        if not found:
-            return None
-        job_id, payload, index, redelivered = found
-        return Fetched(job_id.decode(), payload, queues[int(index) - 1], int(redelivered))
+        flat = self._fetch(keys=keys, args=[now_ms(), len(queues), max(1, limit)])
+        return [Fetched(flat[i].decode(), flat[i + 1], queues[int(flat[i + 2]) - 1], int(flat[i + 3]))
+                for i in range(0, len(flat), 4)]
 
     def ack(self, worker_id: str, job_ids: list[str]) -> None:
         """Forget finished jobs: drop them from in-flight, their payloads and counters."""
@@ -448,21 +455,23 @@ class SqliteTransport(SqliteStorage):
                 " payload=excluded.payload, eta=excluded.eta, worker=null, fetched=null", rows)
 
     # -- consuming ---------------------------------------------------------
-    def fetch(self, worker_id: str, queues: list[str], wait: bool = True) -> Fetched | None:
-        """Claim the next job of the first non-empty queue for ``worker_id``; never blocks."""
+    def fetch(self, worker_id: str, queues: list[str], limit: int = 1, wait: bool = True) -> list[Fetched]:
+        """Claim up to ``limit`` jobs, first non-empty queue first, for ``worker_id``; never blocks."""
         if not queues:
-            return None
+            return []
         order = " ".join(f"when ? then {i}" for i in range(len(queues)))
         marks = ",".join("?" * len(queues))
         with self.db(commit=True) as cur:
             cur.execute(
-                "update job_messages set worker = ?, fetched = ? where job_id = ("
+                "update job_messages set worker = ?, fetched = ? where job_id in ("
                 f" select job_id from job_messages where worker is null and eta is null and queue in ({marks})"
-                f" order by case queue {order} end, priority desc, seq limit 1)"
-                " returning job_id, payload, queue, redeliveries",
-                (worker_id, now_ms(), *queues, *queues))
-            row = cur.fetchone()
-        return Fetched(row[0], bytes(row[1]), row[2], row[3]) if row else None
+                f" order by case queue {order} end, priority desc, seq limit ?)"
+                " returning job_id, payload, queue, redeliveries, priority, seq",
+                (worker_id, now_ms(), *queues, *queues, max(1, limit)))
+            rows = cur.fetchall()
+        rank = {q: i for i, q in enumerate(queues)}
+        rows.sort(key=lambda r: (rank[r[2]], -r[4], r[5]))  # RETURNING has no order of its own
+        return [Fetched(r[0], bytes(r[1]), r[2], r[3]) for r in rows]
 
     def ack(self, worker_id: str, job_ids: list[str]) -> None:
         """Forget finished jobs."""

@@ -101,7 +101,13 @@ def test_recurring_sync_strict_catch_up_disable_and_trigger(app, tick_schedule):
 def test_recurring_job_fires_on_time_once_across_two_workers(app, start_worker, tick_schedule):
     start_worker(TESTS_RECURRING="1")
     start_worker(TESTS_RECURRING="1")
-    time.sleep(6)
+
+    def runs():
+        with app.app_context():
+            return db.session.scalar(select(db.func.count()).select_from(Job)
+                                     .where(Job.recurring_id == "tests.every-second"))
+
+    wait_for(lambda: runs() >= 4, timeout=20, message="four runs")
     with app.app_context():
         jobs = list(db.session.scalars(select(Job).where(Job.recurring_id == "tests.every-second")))
         row = db.session.get(RecurringJob, "tests.every-second")
