@@ -14,6 +14,7 @@ Nothing here imports Huey; the engine behind ``current_engine()`` does.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,8 +50,7 @@ class JobDefinition:
     @property
     def signature(self) -> inspect.Signature:
         """The function's signature without the injected ``context`` parameter."""
-        sig = inspect.signature(self.func)
-        return sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "context"])
+        return public_signature(self.func)
 
     def check_call(self, args: Sequence, kwargs: Mapping) -> None:
         """Raise ``TypeError`` naming the problem when ``args``/``kwargs`` don't fit the function."""
@@ -72,6 +72,13 @@ class JobDefinition:
             return self.display_name.format(*args, **kwargs)[:255]
         except (IndexError, KeyError, ValueError, AttributeError):
             return self.display_name[:255]
+
+
+@functools.lru_cache(maxsize=None)
+def public_signature(func: Callable) -> inspect.Signature:
+    """``func``'s signature without ``context`` (cached: checked on every enqueue)."""
+    sig = inspect.signature(func)
+    return sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "context"])
 
 
 REGISTRY: dict[str, JobDefinition] = {}

@@ -84,7 +84,10 @@ class Delivery:
 
     def encode(self) -> bytes:
         """The wire form of this message."""
-        return dumps({"v": VERSION, **asdict(self)})
+        return dumps({"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
+                      "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
+                      "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
+                      "created": self.created})
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
         """The same job, one attempt later, due at ``eta``."""

@@ -272,6 +272,8 @@ def apply(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:
     current, workers = {}, {}
     for chunk in chunks(ids, 500):
         query = select(jobs_table.c.id, jobs_table.c.state, jobs_table.c.worker).where(jobs_table.c.id.in_(chunk))
+        if conn.dialect.name == "postgresql":  # concurrent claims of one job serialize on its row
+            query = query.order_by(jobs_table.c.id).with_for_update()
         for row in conn.execute(query):
             current[row.id], workers[row.id] = row.state, row.worker
     outcomes, merged, history = [], {}, []

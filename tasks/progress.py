@@ -57,7 +57,7 @@ class JobLogHandler(logging.Handler):
         super().__init__(logging.DEBUG)
         self.job_id, self.engine = job_id, engine
         self.buffer: list[dict] = []
-        self.written = self._existing()
+        self.written: int | None = None  # counted on the first line (most jobs never log)
         self.last_flush = time.monotonic()
         self.buffer_lock = threading.Lock()
 
@@ -66,6 +66,8 @@ class JobLogHandler(logging.Handler):
             return conn.scalar(select(func.count()).select_from(logs_table).where(logs_table.c.job_id == self.job_id))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.written is None:
+            self.written = self._existing()  # lines of earlier attempts count towards the limit
         with self.buffer_lock:
             if self.written + len(self.buffer) >= LOG_LIMIT:
                 return
@@ -85,7 +87,7 @@ class JobLogHandler(logging.Handler):
             try:
                 with self.engine.begin() as conn:
                     conn.execute(insert(logs_table), rows)
-                self.written += len(rows)
+                self.written = (self.written or 0) + len(rows)
             except Exception:  # noqa: BLE001 - logs are best effort; never fail the job for them
                 logging.getLogger("tasks.progress").warning("could not store %d log line(s) of job %s",
                                                             len(rows), self.job_id)

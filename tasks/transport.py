@@ -206,17 +206,20 @@ class RedisTransport(RedisStorage):
         if not messages:
             return
         at = now_ms()
-        pipe = self.conn.pipeline(transaction=True)
-        woken: dict[str, int] = {}
+        scheduled: dict[str, int] = {}
+        queued: dict[str, dict[str, int]] = {}
         for m in messages:
-            pipe.hset(self.payloads_key, m.job_id, m.payload)
             if m.eta is not None and m.eta * 1000 > at:
-                pipe.zadd(self.schedule_key, {m.job_id: int(m.eta * 1000)})
+                scheduled[m.job_id] = int(m.eta * 1000)
             else:
-                pipe.zadd(self.queue_key_for(m.queue), {m.job_id: queue_score(m.priority, at)})
-                woken[m.queue] = woken.get(m.queue, 0) + 1
-        for queue, count in woken.items():
-            pipe.lpush(self.wake_key(queue), *["1"] * min(count, 16))
+                queued.setdefault(m.queue, {})[m.job_id] = queue_score(m.priority, at)
+        pipe = self.conn.pipeline(transaction=True)
+        pipe.hset(self.payloads_key, mapping={m.job_id: m.payload for m in messages})
+        if scheduled:
+            pipe.zadd(self.schedule_key, scheduled)
+        for queue, members in queued.items():
+            pipe.zadd(self.queue_key_for(queue), members)
+            pipe.lpush(self.wake_key(queue), *["1"] * min(len(members), 16))
             pipe.ltrim(self.wake_key(queue), 0, 63)
         pipe.execute()
 

@@ -51,6 +51,7 @@ class LedgerWriter:
         self.inbox: queue_module.SimpleQueue[Pending | None] = queue_module.SimpleQueue()
         self.healthy = True
         self.backlog = 0
+        self._conn = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
@@ -82,6 +83,8 @@ class LedgerWriter:
                 self._write(engine, batch)
             for marker in markers:
                 marker.set()
+        if self._conn is not None:
+            self._conn.close()
 
     def _collect(self) -> tuple[list[Pending], list[threading.Event]]:
         """Block for one item, then take whatever else is already waiting (natural batching)."""
@@ -130,18 +133,37 @@ class LedgerWriter:
         except SQLAlchemyError as exc:
             log.warning("continuations of %d job(s) deferred to the reconciler: %s", len(finals), exc)
 
+    def _connection(self, engine):
+        """The writer's own connection, kept open between batches (no pool checkout or ping per batch)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except SQLAlchemyError:
+                pass
+            self._conn = None
+
     def _commit(self, engine, batch: list[Pending]) -> list[ledger.Outcome]:
         """Apply the batch; retry with backoff on connection trouble, bisect on bad data."""
         delay = 0.05
         while True:
             try:
-                with engine.begin() as conn:
+                conn = self._connection(engine)
+                with conn.begin():
                     outcomes = ledger.apply(conn, [p.transition for p in batch])
                 self.healthy = True
                 return outcomes
             except (OperationalError, InterfaceError) as exc:  # database away or locked: keep the batch
                 self.healthy = False
-                log.warning("ledger write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                self._drop_connection()
+                level = logging.ERROR if "no such" in str(exc) else logging.WARNING  # schema behind the code?
+                log.log(level, "ledger write failed (%s: %s); retrying in %.1fs", type(exc).__name__,
+                        str(exc).splitlines()[0][:200], delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
             except SQLAlchemyError as exc:  # a transition the database rejects: isolate it
