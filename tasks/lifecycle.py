@@ -2,12 +2,28 @@
 
 Read top to bottom, this module is the whole state machine::
 
-    (new) ──► Enqueued ──► Processing ──► Succeeded
-    (new) ──► Scheduled ─┘     │   ▲ └────► Failed      (after the last attempt)
-    (new) ──► Awaiting ──► Enqueued      │   └────────► Scheduled (retry with backoff)
-                               └─────────┘ Enqueued  (handed back / worker lost)
-                                           Processing (a redelivered message claimed again)
-    any non-final ──► Deleted ;  Failed | Succeeded | Deleted ──► Enqueued (requeue by a person)
+    (new) ──► Enqueued ──────► Processing ──► Succeeded
+    (new) ──► Scheduled ──┬──►     │  ▲   ├─► Failed     (after the last attempt)
+    (new) ──► Awaiting ───┘        │  │   └─► Scheduled  (retry with backoff) ──► Enqueued when due
+                                   └──┘ Processing (a lost worker's job claimed again)
+    any non-final ──► Deleted ;   Succeeded | Failed | Deleted ──► Enqueued (requeued by a person)
+
+Who moves a job, and why (the ``reason`` kept in its history row):
+
+============================  =====================================================
+Enqueued / Scheduled          the client (``enqueue``, ``schedule``); Awaiting for a continuation
+Scheduled → Enqueued          the scheduler, when due ("Due"); a person ("Requeued by …")
+Enqueued|Scheduled → Processing  a worker's claim, before it runs the job ("Attempt n of m")
+Processing → Succeeded        the job returned ("Completed", result, duration)
+Processing → Scheduled        the job raised and has attempts left ("Retry attempt …")
+Processing → Failed           the job raised on its last attempt, or the message was poison
+Processing → Enqueued         graceful hand-back at shutdown; recovery of a dead worker's job
+Processing → Processing       a redelivered job claimed again by another worker
+Processing → Deleted          the job stopped after a cancel request ("Cancelled: …")
+Enqueued → Scheduled          its mutex was taken: rescheduled, not failed ("Waiting for mutex …")
+Awaiting → Enqueued|Deleted   its parent finished (succeeded, or failed when only success counts)
+any non-final → Deleted       a person deleted it
+============================  =====================================================
 
 Each transition writes one history row (state, reason, time, data) and updates the job
 row's columns listed in ``RECORDS``. The ledger applies transitions; nothing else
@@ -25,7 +41,7 @@ PROCESSING = "Processing"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 DELETED = "Deleted"
-AWAITING = "Awaiting"  # reserved for continuations
+AWAITING = "Awaiting"  # a continuation waiting for its parent
 
 STATES = (ENQUEUED, SCHEDULED, PROCESSING, SUCCEEDED, FAILED, DELETED, AWAITING)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, DELETED})
