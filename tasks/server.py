@@ -84,7 +84,10 @@ class WorkerRuntime:
         self._paused_checked = 0.0
         self.mutexes: dict[str, str] = {}  # mutex key -> job id, renewed with each heartbeat
         self.ready: queue_module.Queue[Claimed] = queue_module.Queue()
-        self.slots = threading.Semaphore(concurrency)  # one per worker thread: claimed but unfinished jobs
+        # claimed-but-unfinished jobs: one per thread plus a small prefetch, so claiming the next
+        # batch overlaps running this one
+        self.prefetch = concurrency * 2 + 2
+        self.slots = threading.Semaphore(self.prefetch)
         self.stop_flag = None
         self._started = False
 
@@ -160,11 +163,11 @@ class WorkerRuntime:
                 self.admit(batch)
 
     def _take_slots(self) -> int:
-        """Wait for an idle worker thread, then count every idle one (each holds a slot)."""
+        """Wait for a free slot, then take every free one (at most ``prefetch``)."""
         if not self.slots.acquire(timeout=0.2):
             return 0
         free = 1
-        while free < self.concurrency and self.slots.acquire(blocking=False):
+        while free < self.prefetch and self.slots.acquire(blocking=False):
             free += 1
         return free
 

@@ -108,8 +108,26 @@ class LedgerWriter:
         return batch, markers
 
     def _write(self, engine, batch: list[Pending]) -> None:
-        """Commit the batch (retrying while the database is unreachable), then settle its messages."""
-        outcomes = self._commit(engine, batch)
+        """Commit claims, then the rest (retrying while the database is unreachable); settle messages.
+
+        Claims are committed first and, on PostgreSQL, without waiting for the WAL
+        flush: a claim lost in a database crash only means the job is claimed again.
+        Every other state is committed synchronously before its message is acknowledged.
+        """
+        claims = [p for p in batch if p.done is not None]
+        others = [p for p in batch if p.done is None]
+        if {p.transition.job_id for p in claims} & {p.transition.job_id for p in others}:
+            claims, others = [], batch  # the same job twice: keep the order, one durable commit
+        self._record(engine, claims, durable=False)
+        self._record(engine, others, durable=True)
+        self._settle(others)
+        self._continue(engine, [p.transition for p in others if p.outcome and p.outcome.applied])
+        self.backlog -= len(batch)
+
+    def _record(self, engine, batch: list[Pending], durable: bool) -> None:
+        if not batch:
+            return
+        outcomes = self._commit(engine, batch, durable)
         for pending, outcome in zip(batch, outcomes):
             pending.outcome = outcome
             if not outcome.applied:
@@ -117,9 +135,6 @@ class LedgerWriter:
                 log.info("job %s: %s → %s refused (stale message)", t.job_id, outcome.previous, t.state)
             if pending.done is not None:
                 pending.done.set()
-        self._settle(batch)
-        self._continue(engine, [o.transition for o in outcomes if o.applied])
-        self.backlog -= len(batch)
 
     def _continue(self, engine, applied: list[Transition]) -> None:
         """Release or delete continuations of jobs this batch finished (the reconciler heals misses)."""
@@ -148,13 +163,15 @@ class LedgerWriter:
                 pass
             self._conn = None
 
-    def _commit(self, engine, batch: list[Pending]) -> list[ledger.Outcome]:
+    def _commit(self, engine, batch: list[Pending], durable: bool = True) -> list[ledger.Outcome]:
         """Apply the batch; retry with backoff on connection trouble, bisect on bad data."""
         delay = 0.05
         while True:
             try:
                 conn = self._connection(engine)
                 with conn.begin():
+                    if not durable and conn.dialect.name == "postgresql":
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                     outcomes = ledger.apply(conn, [p.transition for p in batch])
                 self.healthy = True
                 return outcomes
@@ -172,7 +189,8 @@ class LedgerWriter:
                     log.error("job %s: dropping transition to %s the database rejects: %s", t.job_id, t.state, exc)
                     return [ledger.Outcome(t, False, None)]
                 middle = len(batch) // 2
-                return self._commit(engine, batch[:middle]) + self._commit(engine, batch[middle:])
+                return (self._commit(engine, batch[:middle], durable)
+                        + self._commit(engine, batch[middle:], durable))
 
     def _settle(self, batch: list[Pending]) -> None:
         transport, worker_id = self.runtime.transport, self.runtime.worker_id
