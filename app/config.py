@@ -31,6 +31,11 @@ def database_url(raw: str | None, instance_path: str) -> str:
     return raw
 
 
+def engine_options(url: str) -> dict:
+    """Pool settings: a server database gets a liveness ping per checkout (it may restart under us)."""
+    return {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+
+
 def app_env(env: Mapping[str, str]) -> str:
     """``APP_ENV`` if set; ``production`` on a Heroku dyno; ``development`` otherwise."""
     if env.get("APP_ENV"):
@@ -46,7 +51,6 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "APP_ENV": mode,
         "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "jobs@localhost"),
