@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from app.extensions import db
+from app.extensions import db, write_transaction
 from tasks import ledger, lifecycle
 from tasks.codec import Delivery
 from tasks.engine import current_engine, outgoing
@@ -39,7 +39,7 @@ def _load(job_ids: Sequence[str]) -> list[Job]:
 
 
 def _apply(transitions: list[Transition]) -> set[str]:
-    with db.engine.begin() as conn:
+    with write_transaction() as conn:
         outcomes = ledger.apply(conn, transitions)
     return {o.transition.job_id for o in outcomes if o.applied}
 

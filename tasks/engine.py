@@ -15,7 +15,7 @@ from huey import Huey
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.extensions import db
+from app.extensions import db, write_transaction
 from tasks import continuations, ledger, lifecycle, unique
 from tasks.api import JobDefinition
 from tasks.codec import Delivery, JsonSerializer, check_arguments
@@ -119,7 +119,7 @@ class JobEngine:
             ids, outgoing_now = self.record(session.connection(), batch)
             session.info.setdefault(PENDING_KEY, []).append((self, outgoing_now))
             return ids
-        with db.engine.begin() as conn:
+        with write_transaction() as conn:
             ids, outgoing_now = self.record(conn, batch)
         self.dispatch(outgoing_now)
         return ids

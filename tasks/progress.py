@@ -98,15 +98,22 @@ class Reporter:
 
     def __init__(self, job_id: str, engine, deadline: float | None = None):
         self.job_id, self.engine, self.deadline = job_id, engine, deadline
-        self.handler = JobLogHandler(job_id, engine)
-        self.handler.setFormatter(logging.Formatter("%(message)s"))
-        self.logger = logging.getLogger(f"jobs.{job_id}")
-        self.logger.propagate = False
-        self.logger.setLevel(logging.DEBUG)
-        self.logger.addHandler(self.handler)
+        self.handler: JobLogHandler | None = None
         self._last_progress = 0.0
         self._last_poll = 0.0
         self._cancel_reason: str | None = None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The job's logger, created on first use (most jobs never log)."""
+        logger = logging.getLogger(f"jobs.{self.job_id}")
+        if self.handler is None:
+            self.handler = JobLogHandler(self.job_id, self.engine)
+            self.handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.propagate = False
+            logger.setLevel(logging.DEBUG)
+            logger.addHandler(self.handler)
+        return logger
 
     def progress(self, percent: float, message: str = "") -> None:
         """Record progress (0–100) and a short message; raises if the job should stop."""
@@ -141,9 +148,10 @@ class Reporter:
 
     def close(self) -> None:
         """Flush buffered log lines and detach the logger."""
-        self.handler.flush()
-        self.logger.removeHandler(self.handler)
-        logging.Logger.manager.loggerDict.pop(self.logger.name, None)
+        if self.handler is not None:
+            self.handler.flush()
+            self.logger.removeHandler(self.handler)
+            logging.Logger.manager.loggerDict.pop(f"jobs.{self.job_id}", None)
 
 
 def request_cancel(job_ids: list[str], reason: str) -> None:

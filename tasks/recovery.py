@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
-from app.extensions import db
+from app.extensions import db, write_transaction
 from tasks import continuations, idempotency, ledger, lifecycle, recurring, unique
 from tasks.codec import Delivery
 from tasks.engine import outgoing
@@ -87,7 +87,7 @@ def reconcile(runtime, batch: int = 500) -> list[str]:
                     c.scheduled_for, c.worker)
              .where(c.state.in_(lifecycle.LIVE_STATES), c.state_changed_at < cutoff).order_by(c.id).limit(batch))
     dispatched: list[str] = []
-    with db.engine.begin() as conn:
+    with write_transaction() as conn:
         released = continuations.resolve(conn, continuations.stranded(conn))
     runtime.engine.dispatch(released)
     after = ""
@@ -109,7 +109,7 @@ def resend(runtime, rows) -> None:
     """Record and push again jobs the transport lost."""
     at = ledger.utcnow()
     lost_processing = [r for r in rows if r.state == lifecycle.PROCESSING]
-    with db.engine.begin() as conn:
+    with write_transaction() as conn:
         ledger.apply(conn, [Transition(r.id, lifecycle.ENQUEUED, at,
                                        f"Reconciler: transport lost the job (worker {r.worker} gone)",
                                        expected=frozenset({lifecycle.PROCESSING}), expected_worker=r.worker,
@@ -127,7 +127,7 @@ def expire_finished(retention: timedelta, batch: int = 1000, budget: float = 2.0
     c = jobs_table.c
     for state in sorted(lifecycle.EXPIRING_STATES):
         while time.monotonic() < deadline:
-            with db.engine.begin() as conn:
+            with write_transaction() as conn:
                 ids = [r.id for r in conn.execute(select(c.id).where(c.state == state, c.state_changed_at < cutoff)
                                                   .limit(batch))]
                 if not ids:

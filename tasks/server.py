@@ -28,7 +28,7 @@ from flask import Flask
 from huey.consumer import Consumer, Scheduler, Worker
 from huey.exceptions import TaskTimeout
 
-from app.extensions import db
+from app.extensions import db, write_transaction
 from tasks import api, ledger, lifecycle
 from tasks.codec import Delivery, PoisonMessage, decode
 from tasks.engine import JobEngine
@@ -79,14 +79,15 @@ class WorkerRuntime:
         self.started_at = now()
         self.in_flight: dict[str, float] = {}
         self.writer = LedgerWriter(self.app, self)
+        self.claimer = LedgerWriter(self.app, self, durable=False, name="ledger-claims")
         self.stopping = threading.Event()
         self._paused: set[str] = set()
         self._paused_checked = 0.0
         self.mutexes: dict[str, str] = {}  # mutex key -> job id, renewed with each heartbeat
         self.ready: queue_module.Queue[Claimed] = queue_module.Queue()
-        # claimed-but-unfinished jobs: one per thread plus a small prefetch, so claiming the next
-        # batch overlaps running this one
-        self.prefetch = concurrency * 2 + 2
+        # claimed-but-unfinished jobs: one per idle thread, no more — a worker never hoards
+        # jobs another worker could start (long jobs), and Processing means a thread has it
+        self.prefetch = concurrency
         self.slots = threading.Semaphore(self.prefetch)
         self.stop_flag = None
         self._started = False
@@ -115,7 +116,8 @@ class WorkerRuntime:
     # -- fetching and running ------------------------------------------------
     def can_fetch(self) -> bool:
         """False while stopping or while the ledger is unreachable or far behind."""
-        return not self.stopping.is_set() and self.writer.healthy and self.writer.backlog < 5000
+        return (not self.stopping.is_set() and self.writer.healthy and self.claimer.healthy
+                and self.writer.backlog < 5000)
 
     def active_queues(self) -> list[str]:
         """This worker's queues minus paused ones (the paused set is re-read at most once a second)."""
@@ -179,7 +181,7 @@ class WorkerRuntime:
         runnable = [job for job in runnable if self.acquire_mutex(job)]
         pending = [self.claim_pending(job) for job in runnable]
         for p in pending:
-            self.writer.submit(p)
+            self.claimer.submit(p)
         for job, p in zip(runnable, pending):
             while not p.done.wait(0.5):
                 if not self.fetching():
@@ -414,12 +416,14 @@ class WorkerRuntime:
     def shutdown(self) -> None:
         """Flush the ledger, hand back whatever is still in flight, leave the registry."""
         self.stopping.set()
+        self.claimer.flush(5)
         self.writer.flush(self.engine.settings.shutdown_grace)
         try:
             left = self.transport.inflight(self.worker_id)
             if left:
                 self.hand_back(left, f"Handed back by {self.worker_id} at shutdown")
             self.writer.stop(5)
+            self.claimer.stop(1)
             self.transport.retire(self.worker_id)
         except Exception:  # noqa: BLE001 - recovery by live workers covers what we couldn't do
             log.exception("shutdown hand-back failed; another worker will recover the jobs")
@@ -441,7 +445,7 @@ def dead_letter(job_id: str, reason: str, at) -> None:
     new = ledger.NewJob(job_id, "(unknown)", "Dead letter", "default", 0, [], {}, lifecycle.ENQUEUED, 1,
                         reason="Dead letter")
     try:
-        with db.engine.begin() as conn:
+        with write_transaction() as conn:
             ledger.insert_jobs(conn, [new])
             ledger.apply(conn, [Transition(job_id, lifecycle.FAILED, at, reason,
                                            fields={"finished_at": at, "exception_type": "DeadLetter",

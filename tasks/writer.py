@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from app.extensions import db
+from app.extensions import db, write_transaction
 from tasks import continuations, ledger, lifecycle
 from tasks.codec import Delivery
 from tasks.engine import outgoing
@@ -42,18 +42,23 @@ class Pending:
 class LedgerWriter:
     """Writes transitions in batches from one thread; acknowledges after commit.
 
+    A worker has two: one for claims (``durable=False``: on PostgreSQL the commit
+    doesn't wait for the WAL flush, since a claim lost in a crash only means the job
+    is claimed again) and one for everything else, committed durably before any
+    message is acknowledged. Claims thus never queue behind a slow durable commit.
+
     If the database is unavailable the batch is kept and retried with backoff
     (``healthy`` turns false so workers stop fetching meanwhile); nothing is lost.
     """
 
-    def __init__(self, app: Flask, runtime, max_batch: int = 500):
-        self.app, self.runtime, self.max_batch = app, runtime, max_batch
+    def __init__(self, app: Flask, runtime, max_batch: int = 500, durable: bool = True, name: str = "ledger-writer"):
+        self.app, self.runtime, self.max_batch, self.durable = app, runtime, max_batch, durable
         self.inbox: queue_module.SimpleQueue[Pending | None] = queue_module.SimpleQueue()
         self.healthy = True
         self.backlog = 0
         self._conn = None
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, pending: Pending) -> None:
@@ -84,6 +89,7 @@ class LedgerWriter:
             for marker in markers:
                 marker.set()
         if self._conn is not None:
+            self._conn.info.pop("immediate", None)
             self._conn.close()
 
     def _collect(self) -> tuple[list[Pending], list[threading.Event]]:
@@ -108,26 +114,8 @@ class LedgerWriter:
         return batch, markers
 
     def _write(self, engine, batch: list[Pending]) -> None:
-        """Commit claims, then the rest (retrying while the database is unreachable); settle messages.
-
-        Claims are committed first and, on PostgreSQL, without waiting for the WAL
-        flush: a claim lost in a database crash only means the job is claimed again.
-        Every other state is committed synchronously before its message is acknowledged.
-        """
-        claims = [p for p in batch if p.done is not None]
-        others = [p for p in batch if p.done is None]
-        if {p.transition.job_id for p in claims} & {p.transition.job_id for p in others}:
-            claims, others = [], batch  # the same job twice: keep the order, one durable commit
-        self._record(engine, claims, durable=False)
-        self._record(engine, others, durable=True)
-        self._settle(others)
-        self._continue(engine, [p.transition for p in others if p.outcome and p.outcome.applied])
-        self.backlog -= len(batch)
-
-    def _record(self, engine, batch: list[Pending], durable: bool) -> None:
-        if not batch:
-            return
-        outcomes = self._commit(engine, batch, durable)
+        """Commit the batch (retrying while the database is unreachable), then settle its messages."""
+        outcomes = self._commit(engine, batch, self.durable)
         for pending, outcome in zip(batch, outcomes):
             pending.outcome = outcome
             if not outcome.applied:
@@ -135,6 +123,9 @@ class LedgerWriter:
                 log.info("job %s: %s → %s refused (stale message)", t.job_id, outcome.previous, t.state)
             if pending.done is not None:
                 pending.done.set()
+        self._settle(batch)
+        self._continue(engine, [o.transition for o in outcomes if o.applied])
+        self.backlog -= len(batch)
 
     def _continue(self, engine, applied: list[Transition]) -> None:
         """Release or delete continuations of jobs this batch finished (the reconciler heals misses)."""
@@ -142,7 +133,7 @@ class LedgerWriter:
         if not finals:
             return
         try:
-            with engine.begin() as conn:
+            with write_transaction(engine) as conn:
                 messages = continuations.resolve(conn, finals)
             self.runtime.engine.dispatch(messages)
         except SQLAlchemyError as exc:
@@ -152,6 +143,7 @@ class LedgerWriter:
         """The writer's own connection, kept open between batches (no pool checkout or ping per batch)."""
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             self._conn = engine.connect()
+            self._conn.info["immediate"] = True  # SQLite: check and write under one write lock
         return self._conn
 
     def _drop_connection(self) -> None:
