@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_admin import Admin
+from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 
 from admin import authorization
 from admin.dashboard import dashboard_view
 from admin.views import RoleView, SecureIndexView, UserView
 from app.extensions import db
+from app.mail.admin import OutboxView
 from app.models import Role, User
 
 CONFIGURATION = "Configuration"
@@ -30,4 +32,6 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(dashboard_view(app))
     admin.add_view(RoleView(Role, db, name="Roles", category=CONFIGURATION, endpoint="role"))
     admin.add_view(UserView(User, db, name="Users", category=CONFIGURATION, endpoint="user"))
+    admin.add_view(OutboxView(name="Outbox", endpoint="outbox", url="/admin/outbox"))
+    admin.add_link(MenuLink(name="Reports", endpoint="reports.index"))
     return admin

@@ -42,13 +42,15 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import auth, cli, health
+    from app import auth, cli, health, mail, reports
     from tasks import init_app as init_jobs
     from admin import init_admin
 
     auth.init_app(app)
     health.init_app(app)
     init_jobs(app)
+    mail.init_app(app)
+    reports.init_app(app)
     init_admin(app)
     cli.init_app(app)
     return app

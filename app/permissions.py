@@ -17,6 +17,9 @@ HANGFIRE = "Pages.Hangfire"
 HANGFIRE_READ_ONLY = "Pages.Hangfire.ReadOnly"
 ROLES = "Pages.Administration.Roles"
 USERS = "Pages.Administration.Users"
+OUTBOX = "Pages.Administration.Outbox"
+REPORTS_ALL = "Pages.Reports.All"
+REPORTS_ACCESS_REVIEW = "Pages.Reports.AccessReview"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ define(HANGFIRE, "Hangfire Dashboard", "Background jobs")
 define(HANGFIRE_READ_ONLY, "Hangfire Dashboard (read-only)", "Background jobs")
 define(ROLES, "Roles", "Administration")
 define(USERS, "Users", "Administration")
+define(OUTBOX, "Outbox", "Administration")
+define(REPORTS_ALL, "All reports", "Reports")
+define(REPORTS_ACCESS_REVIEW, "Access review report", "Reports")
 
 
 def sync() -> dict[str, int]:

@@ -1,0 +1,49 @@
+"""The ``email.send`` job: compose and deliver one message, once per message key.
+
+Delivery is retried with the default policy (10 attempts, Hangfire backoff) until the
+SMTP server accepts it. A re-run of a job that already sent (redelivery after a lost
+worker, a requeue from the dashboard) is skipped by ``once(f"email:{key}")``; if a crash
+falls between the SMTP ``250 OK`` and that record, the re-sent copy carries the same
+Message-ID, so mail clients show one message.
+"""
+from __future__ import annotations
+
+import os
+
+from flask import current_app
+
+from app.mail.message import AttachmentMissing, check_key, compose
+from app.mail.transport import transport_for
+from tasks import JobContext, job, once
+
+
+def outbox_dir() -> str:
+    """Where the outbox transport writes (``instance/outbox``)."""
+    return os.path.join(current_app.instance_path, "outbox")
+
+
+@job(name="email.send", queue="email", display_name="Email {0}", except_on=AttachmentMissing)
+def send_email(message_key: str, to: list[str], subject: str, body: str,
+               attachments: list[dict] | None = None, context: JobContext | None = None) -> dict:
+    """Send one message to ``to`` (retried until accepted; sent once per ``message_key``)."""
+    check_key(message_key)
+    config = current_app.config
+    message = compose(message_key, config["MAIL_FROM"], list(to), subject, body, attachments or [],
+                      current_app.instance_path)
+    transport = transport_for(config.get("MAIL_URL"), outbox_dir())
+
+    def deliver() -> dict:
+        """Hand the message to the transport and describe the delivery."""
+        outcome = transport.send(message)
+        if context is not None:
+            context.logger.info("delivered %s to %s via %s", message["Message-ID"], ", ".join(to),
+                                outcome["transport"])
+        return {**outcome, "message_id": message["Message-ID"]}
+
+    return once(f"email:{message_key}", deliver)
+
+
+def send_later(message_key: str, to: list[str], subject: str, body: str,
+               attachments: list[dict] | None = None) -> str:
+    """Enqueue ``email.send`` (after the current transaction commits, if it has writes); returns its id."""
+    return send_email.enqueue(check_key(message_key), list(to), subject, body, attachments or [])
