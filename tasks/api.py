@@ -59,6 +59,16 @@ class JobDefinition:
         except TypeError as exc:
             raise TypeError(f"{self.name}: {exc}") from None
 
+    def check_keys(self, args: Sequence, kwargs: Mapping) -> None:
+        """Raise ``ValueError`` when the ``mutex``/``unique`` key templates can't be filled from the arguments."""
+        for option, template in (("mutex", self.mutex), ("unique", self.unique)):
+            if isinstance(template, str):
+                try:
+                    template.format(*args, **kwargs)
+                except (IndexError, KeyError, ValueError, AttributeError) as exc:
+                    raise ValueError(f"{self.name}: {option} key {template!r} can't be built from the "
+                                     f"arguments ({type(exc).__name__}: {exc})") from None
+
     def parameter_names(self) -> list[str]:
         """Positional parameter names, for naming bad arguments."""
         return [n for n, p in self.signature.parameters.items()

@@ -99,6 +99,7 @@ class JobEngine:
             args, kwargs = list(args), dict(kwargs or {})
             check_arguments(args, kwargs, names)
             job.check_call(args, kwargs)
+            job.check_keys(args, kwargs)
             job_id = ledger.new_job_id()
             batch.jobs.append(NewJob(
                 job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs, state,

@@ -174,27 +174,38 @@ class WorkerRuntime:
         return free
 
     def admit(self, batch: list[Fetched]) -> None:
-        """Validate, lock and claim fetched jobs; queue the claimed ones for the worker threads."""
-        for fetched in batch:
-            self.in_flight[fetched.job_id] = now()
-        runnable = [job for job in (self.validate(f) for f in batch) if job is not None]
-        runnable = [job for job in runnable if self.acquire_mutex(job)]
-        pending = [self.claim_pending(job) for job in runnable]
-        for p in pending:
-            self.claimer.submit(p)
-        for job, p in zip(runnable, pending):
-            while not p.done.wait(0.5):
-                if not self.fetching():
-                    break
-            if not p.done.is_set():
-                self.release(job)  # shutdown: the in-flight message is handed back
-            elif p.outcome.applied:
-                self.ready.put(job)
-            else:
-                self.skip(job.delivery.id, p.outcome.previous)
-                self.release(job)
-        for _ in range(len(batch) - len(runnable)):
-            self.slots.release()
+        """Validate, lock and claim fetched jobs; queue the claimed ones for the worker threads.
+
+        Every fetched job either reaches a thread (keeping its slot) or gives its slot
+        back here, whatever happens; an unexpected error hands the jobs back.
+        """
+        handed: set[str] = set()
+        runnable: list[Claimed] = []
+        try:
+            for fetched in batch:
+                self.in_flight[fetched.job_id] = now()
+            valid = [job for job in (self.validate(f) for f in batch) if job is not None]
+            runnable = [job for job in valid if self.acquire_mutex(job)]
+            pending = [self.claim_pending(job) for job in runnable]
+            for p in pending:
+                self.claimer.submit(p)
+            for job, p in zip(runnable, pending):
+                while not p.done.wait(0.5) and self.fetching():
+                    pass
+                if p.done.is_set() and p.outcome.applied:
+                    self.ready.put(job)
+                    handed.add(job.delivery.id)
+                elif p.done.is_set():
+                    self.skip(job.delivery.id, p.outcome.previous)
+        except Exception:  # noqa: BLE001 - never lose the fetcher; the jobs go back to their queues
+            log.exception("could not start %d fetched job(s); handing them back", len(batch))
+            self.hand_back([f.job_id for f in batch if f.job_id not in handed], "Worker could not start the job")
+        finally:
+            for job in runnable:
+                if job.delivery.id not in handed and job.mutex:
+                    self.release_mutex(job.mutex, job.delivery.id)
+            for _ in range(len(batch) - len(handed)):
+                self.slots.release()
 
     def next_job(self, timeout: float) -> "Claimed | None":
         """A claimed job for a worker thread, or None after ``timeout`` seconds."""

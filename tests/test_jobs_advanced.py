@@ -224,3 +224,9 @@ def test_recurring_cli(app, runner, tick_schedule):
     job_id = runner.invoke(args=["jobs", "recurring", "trigger", "tests.every-second"]).output.strip()
     assert job_state(app, job_id) == lifecycle.ENQUEUED
     assert runner.invoke(args=["jobs", "recurring", "trigger", "nope"]).exit_code == 1
+
+
+def test_key_templates_that_cant_be_filled_are_refused_at_enqueue(app):
+    with app.app_context():
+        with pytest.raises(ValueError, match=r"mutex key 'exclusive:\{0\}' can't be built from the arguments"):
+            enqueue("tests.exclusive", kwargs={"key": "k", "seconds": 0})
