@@ -1,6 +1,6 @@
 """Browser-test fixtures: the app on a live HTTP server, and Debian's Chromium through Playwright.
 
-Import the fixtures into a test module (they register as ``browser``, ``live_server``
+``tests/conftest.py`` imports the fixtures for every module (they register as ``browser``, ``live_server``
 and ``new_page``)::
 
     from tests.browser import browser_fixture, live_server_fixture, new_page_fixture  # noqa: F401

@@ -12,6 +12,7 @@ from app import create_app
 from app.extensions import db
 from app.models import Role, User
 from app.permissions import sync as sync_permissions
+from tests.browser import browser_fixture, live_server_fixture, new_page_fixture  # noqa: F401  (one Playwright)
 from tests.services import RedisServer, database_url
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
