@@ -131,7 +131,6 @@ def test_generate_returns_at_once_with_the_build_job_enqueued(app, make_user):
         assert (job.task, job.queue, job.state, job.enqueued_by) == \
             ("reports.build", "reports", "Enqueued", "ann")
         assert json.loads(job.args) == [report_id]
-        assert db.session.scalar(select(Job.id).where(Job.task == "reports.cleanup")) is not None
     body = status(client, report_id)
     assert (body["state"], body["label"], body["progress"], body["final"]) == ("queued", "Queued", 0, False)
     page = client.get("/reports").get_data(True)
@@ -386,3 +385,10 @@ def progress(app, job_id: str) -> int:
     with app.app_context():
         job = db.session.get(Job, job_id)
         return (job.progress or 0) if job else 0
+
+
+def test_cleanup_is_a_recurring_job(app):
+    from tasks.recurring import DEFINITIONS
+
+    cleanup = DEFINITIONS["reports-cleanup"]
+    assert (cleanup.task, cleanup.cron) == ("reports.cleanup", "17 * * * *")

@@ -10,7 +10,6 @@ Settings (environment variables, or ``create_app(config)``):
 |---|---|---|
 | ``REPORTS_RETENTION_DAYS`` | 7 | days a report (row and file) is kept after it is built |
 | ``REPORTS_ATTACH_MAX_BYTES`` | 5 MiB | larger reports are emailed as a link instead of attached |
-| ``REPORTS_CLEANUP_INTERVAL`` | 3600 | seconds between ``reports.cleanup`` jobs a web process enqueues |
 | ``REPORTS_CHUNK_DELAY`` | 0 | seconds to pause after each chunk (demos, crash tests) |
 | ``PUBLIC_URL`` | unset | base URL of links in emails (default: the site the report was asked on) |
 """
@@ -26,7 +25,6 @@ from app.reports import models  # noqa: F401  (register the table)
 SETTINGS: dict[str, float] = {
     "REPORTS_RETENTION_DAYS": 7.0,
     "REPORTS_ATTACH_MAX_BYTES": 5 * 1024 * 1024,
-    "REPORTS_CLEANUP_INTERVAL": 3600.0,
     "REPORTS_CHUNK_DELAY": 0.0,
 }
 

@@ -3,16 +3,14 @@
 A report expires ``REPORTS_RETENTION_DAYS`` after it was built (or requested, until it
 is built). ``cleanup()`` deletes expired rows with their files, ``.part`` files left by
 builds that were killed, and files whose report row is gone (e.g. its owner was deleted).
-It runs as the ``reports.cleanup`` job, which the reports page enqueues at most once per
-``REPORTS_CLEANUP_INTERVAL`` seconds per web process, and as ``flask reports cleanup``.
+It runs as the recurring job ``reports-cleanup`` (``reports.cleanup`` at minute 17 of every
+hour, on the workers' scheduler) and on demand as ``flask reports cleanup``.
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -21,6 +19,7 @@ from app.reports import storage
 from app.reports.models import Report
 from tasks import job
 from tasks.ledger import utcnow
+from tasks.recurring import recurring
 
 BATCH = 500
 STRAY_GRACE_SECONDS = 3600.0  # a .part file or an unknown file younger than this may belong to a live build
@@ -58,21 +57,11 @@ def cleanup(now: datetime | None = None, grace_seconds: float = STRAY_GRACE_SECO
     return {"reports": rows, "files": files, "stray_files": strays}
 
 
-@job(name="reports.cleanup", queue="reports", retries=2, backoff=[60, 600])
+@recurring("reports-cleanup", cron="17 * * * *")
+@job(name="reports.cleanup", queue="reports", retries=2, backoff=[60, 600], unique=True, unique_window=3600)
 def cleanup_job() -> dict:
     """Delete expired reports, their files and stray files."""
     return cleanup()
-
-
-def maybe_enqueue_cleanup() -> str | None:
-    """Enqueue ``reports.cleanup`` if this process hasn't in ``REPORTS_CLEANUP_INTERVAL`` seconds."""
-    state = current_app.extensions.setdefault("reports", {})
-    interval = float(current_app.config["REPORTS_CLEANUP_INTERVAL"])
-    last = state.get("cleanup_enqueued_at")
-    if last is not None and time.monotonic() - last < interval:
-        return None
-    state["cleanup_enqueued_at"] = time.monotonic()
-    return cleanup_job.enqueue()
 
 
 @reports_cli.command("cleanup")

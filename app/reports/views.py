@@ -29,7 +29,6 @@ from app.reports.forms import ReportForm
 from app.reports.jobs import build_report, retention
 from app.reports.models import FAILED, QUEUED, READY, Report
 from app.reports.notify import download_name
-from app.reports.retention import maybe_enqueue_cleanup
 from app.reports.status import status_json, status_of
 from tasks.ledger import utcnow
 
@@ -88,7 +87,6 @@ def create():
     db.session.add(report)
     db.session.flush()
     report.job_id = build_report.enqueue(report.id)
-    maybe_enqueue_cleanup()
     db.session.commit()
     flash(f"Report #{report.id} is being generated. You can leave this page: it will be emailed to you.",
           "info")
