@@ -34,6 +34,7 @@ class JobFilter:
     text: str | None = None  # in arguments or exception
     enqueued_by: str | None = None
     retrying: bool = False  # Scheduled jobs waiting for another attempt
+    recurring_id: str | None = None  # runs of one recurring job
 
     def to_dict(self) -> dict:
         """JSON-ready form (for bulk jobs and the audit log)."""
@@ -71,6 +72,8 @@ class JobFilter:
             where.append(c.enqueued_by == self.enqueued_by)
         if self.retrying:
             where += [c.state == lifecycle.SCHEDULED, c.attempt >= 1]
+        if self.recurring_id:
+            where.append(c.recurring_id == self.recurring_id)
         if self.text:
             pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where.append(or_(c.args.like(pattern, escape="\\"), c.kwargs.like(pattern, escape="\\"),
@@ -212,3 +215,16 @@ def workers_overview() -> list[dict]:
             "alive": now - info["last_beat"] < engine.settings.dead_after,
         })
     return sorted(workers, key=lambda w: w["started"] or datetime.min, reverse=True)
+
+
+def recurring_overview() -> list[dict]:
+    """Every recurring job with its schedule in words, next run, and last run's state."""
+    from tasks.recurring import RecurringJob
+
+    rows = list(db.session.scalars(select(RecurringJob).order_by(RecurringJob.id)))
+    last_ids = [r.last_job_id for r in rows if r.last_job_id]
+    states = dict(db.session.execute(select(Job.id, Job.state).where(Job.id.in_(last_ids))).all()) if last_ids else {}
+    return [{"id": r.id, "task": r.task, "cron": r.cron, "description": r.description, "timezone": r.timezone,
+             "queue": r.queue, "misfire": r.misfire, "enabled": r.enabled, "next_run_at": r.next_run_at,
+             "last_run_at": r.last_run_at, "last_job_id": r.last_job_id,
+             "last_state": states.get(r.last_job_id), "error": r.error} for r in rows]

@@ -231,3 +231,14 @@ def test_key_templates_that_cant_be_filled_are_refused_at_enqueue(app):
     with app.app_context():
         with pytest.raises(ValueError, match=r"mutex key 'exclusive:\{0\}' can't be built from the arguments"):
             enqueue("tests.exclusive", kwargs={"key": "k", "seconds": 0})
+
+
+def test_recurring_overview_and_run_history(app, tick_schedule):
+    with app.app_context():
+        recurring.sync()
+        job_id = recurring.trigger("tests.every-second", by="ops")
+        overview = {r["id"]: r for r in queries.recurring_overview()}
+        tick = overview["tests.every-second"]
+        assert (tick["last_job_id"], tick["last_state"], tick["description"]) == (job_id, "Enqueued", "Every second")
+        runs = queries.list_jobs(queries.JobFilter(recurring_id="tests.every-second")).jobs
+        assert [j.id for j in runs] == [job_id]
