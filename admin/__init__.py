@@ -11,7 +11,7 @@ from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 
 from admin import authorization
-from admin.dashboard import dashboard_view
+from admin.dashboard import dashboard_views
 from admin.views import RoleView, SecureIndexView, UserView
 from app.extensions import db
 from app.mail.admin import OutboxView
@@ -29,7 +29,8 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="admin/jobs_base.html"),
         index_view=SecureIndexView(name="Home", template="admin/jobs_index.html", url="/admin"),
     )
-    admin.add_view(dashboard_view(app))
+    for view in dashboard_views(app):
+        admin.add_view(view)
     admin.add_view(RoleView(Role, db, name="Roles", category=CONFIGURATION, endpoint="role"))
     admin.add_view(UserView(User, db, name="Users", category=CONFIGURATION, endpoint="user"))
     admin.add_view(OutboxView(name="Outbox", endpoint="outbox", url="/admin/outbox"))

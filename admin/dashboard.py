@@ -1,24 +1,64 @@
 """The jobs dashboard, mounted at ``app.config["JOBS_DASHBOARD_PATH"]`` (default ``/hangfire``).
 
 :class:`DashboardView` is the reusable guard: every route a subclass exposes runs the
-authorization chain of :mod:`admin.authorization` first, and the menu hides the view
-from users the chain refuses. :class:`HangfireDashboardView` is the current page
-(account counts); the jobs dashboard replaces its body later.
+authorization chain of :mod:`admin.authorization` first, refuses every change (and
+the ``write_views``) to read-only users with a 403, and the menu hides the view from
+users the chain refuses. :class:`HangfireDashboardView` holds the pages, their live
+fragments, the exports and the form actions; the JSON API is
+:class:`admin.dashboard_api.HangfireApiView` at ``<path>/api``.
+
+Pages (under the dashboard path): ``/`` overview, ``/jobs/<list>`` (a state, ``retries``
+or ``all``), ``/job/<id>``, ``/queues``, ``/servers``, ``/audit``, ``/enqueue``.
+Each live part has a ``…/fragment`` twin that the page's script re-fetches.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
-from sqlalchemy import func, select
 
+from admin.access import refuse
 from admin.authorization import Decision, current_decision, refuse_decision
-from app.extensions import db
-from app.models import Role, User
+from admin.dashboard_actions import (
+    ActionError,
+    EnqueueForm,
+    act_on_filter,
+    act_on_jobs,
+    enqueueable_tasks,
+    set_queue_paused,
+    submit_enqueue,
+)
+from admin.dashboard_data import (
+    Formats,
+    JobPage,
+    audit_rows,
+    job_detail,
+    job_page,
+    overview,
+    queue_rows,
+    retry_count,
+    server_rows,
+)
+from admin.dashboard_export import FORMATS, export_response
+from admin.dashboard_filters import (
+    JOB_LISTS,
+    PAGE_SIZES,
+    STATE_LISTS,
+    BadListQuery,
+    JobList,
+    ListQuery,
+    list_for_state,
+    parse_list_query,
+)
+from app.web import safe_next_url
+from tasks import queries
 
 DEFAULT_PATH = "/hangfire"
 ENDPOINT = "hangfire"
+API_ENDPOINT = "hangfire_api"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_REFRESH_SECONDS = 3.0
 
 
 def dashboard_path(app: Flask) -> str:
@@ -27,16 +67,26 @@ def dashboard_path(app: Flask) -> str:
     return "/" + path if path else DEFAULT_PATH
 
 
+def refresh_milliseconds() -> int:
+    """How often live parts refresh (``JOBS_DASHBOARD_REFRESH_SECONDS``, default 3 s, at least 0.5 s)."""
+    seconds = float(current_app.config.get("JOBS_DASHBOARD_REFRESH_SECONDS") or DEFAULT_REFRESH_SECONDS)
+    return int(max(seconds, 0.5) * 1000)
+
+
 class DashboardView(BaseView):
     """A Flask-Admin view whose every exposed route is guarded by the dashboard chain.
 
     Anonymous browsers are redirected to the login page, anonymous API callers get a
-    401 JSON body, signed-in users refused by a filter get a 403. Views listed in
-    ``api_views`` (method names) always answer refusals in JSON. Inside a route,
-    ``self.decision`` tells whether the user is read-only.
+    401 JSON body, signed-in users refused by a filter get a 403. Read-only users get a
+    403 for every request that isn't GET/HEAD/OPTIONS and for the routes listed in
+    ``write_views`` (forms that only exist to change things). Views listed in
+    ``api_views`` (method names), or every view when ``json_api`` is set, answer
+    refusals in JSON. Inside a route, ``self.decision`` tells whether the user is read-only.
     """
 
     api_views: frozenset[str] = frozenset()
+    write_views: frozenset[str] = frozenset()
+    json_api: bool = False
 
     @property
     def decision(self) -> Decision:
@@ -52,39 +102,228 @@ class DashboardView(BaseView):
         """True when every filter of the chain passes (also hides the menu entry)."""
         return self.decision.allowed
 
+    def answers_json(self, name: str) -> bool | None:
+        """True when route ``name`` always answers refusals in JSON (else it follows the request)."""
+        return True if self.json_api or name in self.api_views else None
+
+    def changes_things(self, name: str) -> bool:
+        """True when route ``name`` (as requested now) would change something."""
+        return request.method not in SAFE_METHODS or name in self.write_views
+
     def _handle_view(self, name: str, **kwargs: Any):
-        """Run the chain before every exposed route."""
+        """Run the chain before every exposed route; refuse changes to read-only users."""
         decision = self.decision
         if not decision.allowed:
-            return refuse_decision(decision, api=True if name in self.api_views else None)
+            return refuse_decision(decision, api=self.answers_json(name))
+        if decision.read_only and self.changes_things(name):
+            return refuse(True, api=self.answers_json(name))
         return None
 
 
-def account_counts() -> dict[str, int]:
-    """How many users and roles exist."""
-    return {
-        "users": db.session.scalar(select(func.count()).select_from(User)) or 0,
-        "roles": db.session.scalar(select(func.count()).select_from(Role)) or 0,
-    }
+def fragment(html: str) -> Response:
+    """A live fragment: marked for the page script, never cached."""
+    response = Response(html, mimetype="text/html")
+    response.headers["X-Dashboard-Fragment"] = "1"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def job_list_or_404(slug: str) -> JobList:
+    """The list called ``slug``; 404 for anything else."""
+    job_list = JOB_LISTS.get(slug)
+    if job_list is None:
+        abort(404)
+    return job_list
+
+
+def sidebar_retries(query: ListQuery, result: JobPage) -> tuple[int, bool]:
+    """The sidebar's retry count: the page's own exact count on a complete retries page, else counted."""
+    complete = not (query.narrowed or query.cursor or result.next_cursor)
+    if query.job_list.slug == "retries" and complete:
+        return result.total, result.capped
+    return retry_count()
 
 
 class HangfireDashboardView(DashboardView):
-    """The dashboard page and its JSON stats."""
+    """The dashboard's pages, live fragments, exports and form actions."""
 
-    api_views = frozenset({"stats"})
+    write_views = frozenset({"enqueue"})
 
+    def render(self, template: str, **kwargs: Any) -> str:
+        """Render with what every dashboard template uses (read-only flag, formats, refresh rate)."""
+        kwargs.setdefault("read_only", self.read_only)
+        kwargs.setdefault("fmt", Formats())
+        kwargs.setdefault("refresh_ms", refresh_milliseconds())
+        kwargs.setdefault("state_lists", STATE_LISTS)
+        return super().render(template, **kwargs)
+
+    # --- overview ----------------------------------------------------------------------------
     @expose("/")
     @expose("")
     def index(self):
-        """The dashboard page."""
-        return self.render("hangfire/index.html", counts=account_counts(), read_only=self.read_only)
+        """The overview: counters, live workers, realtime and history graphs."""
+        return self.render("hangfire/index.html", page="overview", overview=overview())
 
-    @expose("/api/stats")
-    def stats(self):
-        """The dashboard's numbers as JSON."""
-        return jsonify(account_counts() | {"read_only": self.read_only})
+    @expose("/fragment/overview")
+    def overview_fragment(self):
+        """The overview's live part."""
+        return fragment(self.render("hangfire/_overview.html", overview=overview()))
+
+    # --- job lists ---------------------------------------------------------------------------
+    @expose("/jobs/")
+    def jobs_root(self):
+        """``/jobs/`` (or ``?state=Failed``) → the matching list, keeping the query string."""
+        state = request.args.get("state") or None
+        args = {k: v for k, v in request.args.items() if k not in ("state", "retrying")}
+        slug = "retries" if request.args.get("retrying") else list_for_state(state).slug
+        return redirect(url_for(".jobs", slug=slug, **args))
+
+    def list_query(self, slug: str) -> ListQuery:
+        """The list request for ``slug`` (404 unknown list, 400 bad cursor)."""
+        try:
+            return parse_list_query(job_list_or_404(slug), request.args)
+        except BadListQuery as exc:
+            abort(400, str(exc))
+
+    @expose("/jobs/<slug>")
+    def jobs(self, slug: str):
+        """A job list: filter form, counts, a page of rows, actions."""
+        query = self.list_query(slug)
+        result = job_page(query)
+        return self.render("hangfire/jobs.html", page="jobs", query=query, result=result,
+                           counts=queries.state_counts(), retries=sidebar_retries(query, result),
+                           page_sizes=PAGE_SIZES, tasks=enqueueable_tasks(), queues=queue_rows())
+
+    @expose("/jobs/<slug>/fragment")
+    def jobs_fragment(self, slug: str):
+        """A job list's live rows."""
+        query = self.list_query(slug)
+        return fragment(self.render("hangfire/_jobs_table.html", query=query, result=job_page(query)))
+
+    @expose("/jobs/<slug>/export.<fmt>")
+    def export(self, slug: str, fmt: str):
+        """Every job of the filtered list, streamed as CSV or JSON."""
+        if fmt not in FORMATS:
+            abort(404)
+        return export_response(self.list_query(slug).job_filter, fmt, slug)
+
+    # --- one job -----------------------------------------------------------------------------
+    def detail_or_404(self, job_id: str):
+        """The job page's content for ``job_id``; 404 when there is no such job."""
+        job = queries.get_job(job_id[:64])
+        if job is None:
+            abort(404)
+        return job_detail(job)
+
+    @expose("/job/<job_id>")
+    def job(self, job_id: str):
+        """A job: arguments, state history, every failed attempt, result, actions."""
+        return self.render("hangfire/job.html", page="jobs", detail=self.detail_or_404(job_id))
+
+    @expose("/job/<job_id>/fragment")
+    def job_fragment(self, job_id: str):
+        """A job page's live part."""
+        return fragment(self.render("hangfire/_job.html", detail=self.detail_or_404(job_id)))
+
+    # --- queues, servers, audit ----------------------------------------------------------------
+    @expose("/queues")
+    def queues(self):
+        """Queues: length, oldest job's age, paused or not."""
+        return self.render("hangfire/queues.html", page="queues", queues=queue_rows())
+
+    @expose("/fragment/queues")
+    def queues_fragment(self):
+        """The queues table."""
+        return fragment(self.render("hangfire/_queues.html", queues=queue_rows()))
+
+    @expose("/queues/<operation>", methods=("POST",))
+    def queue_action(self, operation: str):
+        """Pause or resume the queue named in the form."""
+        if operation not in ("pause", "resume"):
+            abort(404)
+        try:
+            flash(set_queue_paused(request.form.get("queue", ""), operation == "pause"), "success")
+        except ActionError as exc:
+            flash(str(exc), "error")
+        return redirect(url_for(".queues"))
+
+    @expose("/servers")
+    def servers(self):
+        """Workers: host, pid, queues, concurrency, heartbeats, jobs in flight; dead ones flagged."""
+        return self.render("hangfire/servers.html", page="servers", servers=server_rows())
+
+    @expose("/fragment/servers")
+    def servers_fragment(self):
+        """The servers table."""
+        return fragment(self.render("hangfire/_servers.html", servers=server_rows()))
+
+    @expose("/audit")
+    def audit(self):
+        """The audit log of dashboard actions, newest first."""
+        cursor = request.args.get("cursor", type=int)
+        entries, next_cursor = audit_rows(limit=100, cursor=cursor)
+        return self.render("hangfire/audit.html", page="audit", entries=entries, next_cursor=next_cursor,
+                           first_page=cursor is None)
+
+    # --- actions -----------------------------------------------------------------------------
+    @expose("/enqueue", methods=("GET", "POST"))
+    def enqueue(self):
+        """The enqueue form; on POST, validate and enqueue (errors re-rendered with a 400)."""
+        if request.method == "GET":
+            form = EnqueueForm(task=request.args.get("task", ""))
+            return self.render_enqueue(form)
+        form = EnqueueForm.from_mapping(request.form)
+        job_id = submit_enqueue(form)
+        if job_id is None:
+            return self.render_enqueue(form), 400
+        flash(f"Enqueued job {job_id}.", "success")
+        return redirect(url_for(".job", job_id=job_id))
+
+    def render_enqueue(self, form: EnqueueForm) -> str:
+        """The enqueue page for ``form``."""
+        return self.render("hangfire/enqueue.html", page="enqueue", form=form, tasks=enqueueable_tasks(),
+                           queues=queue_rows())
+
+    @expose("/actions/<action>", methods=("POST",))
+    def act(self, action: str):
+        """Requeue, trigger or delete the selected jobs, or start it on everything the filter matches."""
+        back = safe_next_url(request.form.get("next"), url_for(".index"))
+        try:
+            if request.form.get("scope") == "all":
+                flash(act_on_filter(action, self.submitted_filter()).message(), "success")
+            else:
+                outcome = act_on_jobs(action, self.submitted_ids())
+                flash(outcome.message(), "success" if outcome.changed else "warning")
+        except (ActionError, BadListQuery) as exc:
+            flash(str(exc), "error")
+        return redirect(back)
+
+    @staticmethod
+    def submitted_ids() -> list[str]:
+        """The job of the row button that was clicked, else the ticked rows."""
+        single = request.form.get("job")
+        return [single] if single else request.form.getlist("ids")
+
+    @staticmethod
+    def submitted_filter():
+        """The filter of the list a bulk-on-all form was posted from."""
+        job_list = JOB_LISTS.get(request.form.get("list", ""))
+        if job_list is None:
+            raise ActionError("Unknown list; reload the page and try again.")
+        query = parse_list_query(job_list, request.form)
+        if query.problems:
+            raise ActionError(" ".join(query.problems))
+        return query.job_filter
 
 
 def dashboard_view(app: Flask) -> HangfireDashboardView:
-    """The dashboard view for ``app``, mounted at its configured path."""
+    """The dashboard's pages for ``app``, mounted at its configured path."""
     return HangfireDashboardView(name="Hangfire Dashboard", endpoint=ENDPOINT, url=dashboard_path(app))
+
+
+def dashboard_views(app: Flask) -> list[DashboardView]:
+    """The dashboard's views for ``app``: its pages and its JSON API (``<path>/api``)."""
+    from admin.dashboard_api import HangfireApiView
+
+    return [dashboard_view(app),
+            HangfireApiView(name="Hangfire API", endpoint=API_ENDPOINT, url=dashboard_path(app) + "/api")]

@@ -1,0 +1,211 @@
+"""The dashboard's job lists and how a request picks jobs from them.
+
+A list (``/hangfire/jobs/<slug>``) is one state (or the retries, or every job); the
+query string narrows it (task, queue, time range, text, who enqueued it) and pages
+through it with the ledger's keyset cursors. The same parsing serves the HTML pages,
+the exports and the JSON API.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from tasks import lifecycle
+from tasks.queries import BadCursor, JobFilter, decode_cursor
+
+PAGE_SIZES = (20, 50, 100, 500)
+DEFAULT_PAGE_SIZE = PAGE_SIZES[0]
+API_MAX_PAGE = 1000
+COUNT_CAP = 10_000
+#: the retries counter (overview, sidebar, stats) counts this far: "attempt >= 1" has no index to count on
+RETRY_COUNT_CAP = 1_000
+#: a text search counts matches only this far (× page size, at least 100): LIKE '%…%' can't use an index
+TEXT_COUNT_PAGES = 5
+TEXT_COUNT_MIN = 100
+#: query parameters that narrow a list (the cursor and page size are not part of the filter)
+FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A command a person can run on jobs: ``requeue``, ``trigger`` or ``delete``."""
+
+    name: str
+    label: str
+    style: str = "secondary"
+
+    def confirm(self, what: str) -> str:
+        """The confirmation question for applying this action to ``what``."""
+        return f"{self.label} {what}?"
+
+
+REQUEUE = Action("requeue", "Requeue", "primary")
+RETRY = Action("requeue", "Retry", "primary")
+TRIGGER = Action("trigger", "Run now", "primary")
+DELETE = Action("delete", "Delete", "danger")
+
+
+@dataclass(frozen=True)
+class JobList:
+    """One of the dashboard's lists: which state it shows and which actions it offers."""
+
+    slug: str
+    title: str
+    state: str | None = None
+    retrying: bool = False
+    actions: tuple[Action, ...] = ()
+    columns: tuple[str, ...] = ("state", "queue", "changed")
+    empty: str = "No jobs."
+
+    def job_filter(self, **narrowing) -> JobFilter:
+        """This list's jobs, narrowed by ``narrowing`` (JobFilter fields)."""
+        return JobFilter(state=self.state, retrying=self.retrying, **narrowing)
+
+
+JOB_LISTS: dict[str, JobList] = {job_list.slug: job_list for job_list in (
+    JobList("enqueued", "Enqueued", lifecycle.ENQUEUED, actions=(DELETE,),
+            columns=("queue", "enqueued", "by"), empty="No job is waiting."),
+    JobList("scheduled", "Scheduled", lifecycle.SCHEDULED, actions=(TRIGGER, DELETE),
+            columns=("queue", "due", "by"), empty="Nothing is scheduled."),
+    JobList("processing", "Processing", lifecycle.PROCESSING, actions=(DELETE,),
+            columns=("worker", "started", "attempt", "progress"), empty="No job is running."),
+    JobList("succeeded", "Succeeded", lifecycle.SUCCEEDED, actions=(REQUEUE,),
+            columns=("duration", "latency", "finished")),
+    JobList("failed", "Failed", lifecycle.FAILED, actions=(RETRY, DELETE),
+            columns=("exception", "attempt", "failed"), empty="No failed jobs."),
+    JobList("deleted", "Deleted", lifecycle.DELETED, actions=(REQUEUE,), columns=("reason", "finished")),
+    JobList("awaiting", "Awaiting", lifecycle.AWAITING, actions=(DELETE,),
+            columns=("queue", "created", "reason")),
+    JobList("retries", "Retries", retrying=True, actions=(TRIGGER, DELETE),
+            columns=("due", "attempt", "exception"), empty="No job waits for a retry."),
+    JobList("all", "All jobs", actions=(REQUEUE, TRIGGER, DELETE)),
+)}
+#: the lists shown in the jobs sidebar, in lifecycle order
+STATE_LISTS = tuple(JOB_LISTS[slug] for slug in
+                    ("enqueued", "scheduled", "processing", "succeeded", "failed", "deleted", "awaiting"))
+
+
+def list_for_state(state: str | None) -> JobList:
+    """The list showing ``state`` (every job for None)."""
+    for job_list in STATE_LISTS:
+        if job_list.state == state:
+            return job_list
+    return JOB_LISTS["all"]
+
+
+def row_action(state: str) -> Action | None:
+    """The one-click action offered on a job in ``state`` (Retry a failure, run a scheduled job now)."""
+    return {lifecycle.FAILED: RETRY, lifecycle.SUCCEEDED: REQUEUE, lifecycle.DELETED: REQUEUE,
+            lifecycle.SCHEDULED: TRIGGER}.get(state)
+
+
+class BadListQuery(ValueError):
+    """A list request that can't be answered (e.g. a tampered cursor)."""
+
+
+@dataclass
+class ListQuery:
+    """A parsed list request: the filter, page size, cursor and the parameters that produced them."""
+
+    job_list: JobList
+    job_filter: JobFilter
+    limit: int = DEFAULT_PAGE_SIZE
+    cursor: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def link_params(self, **changes) -> dict[str, str]:
+        """Query parameters for a link keeping this filter and page size (``changes`` override)."""
+        params = dict(self.params)
+        if self.limit != DEFAULT_PAGE_SIZE:
+            params["limit"] = str(self.limit)
+        params.update({k: str(v) for k, v in changes.items() if v not in (None, "")})
+        return params
+
+    @property
+    def narrowed(self) -> bool:
+        """True when any filter parameter is set."""
+        return bool(self.params)
+
+
+def parse_time(value: str) -> datetime:
+    """A naive UTC datetime from ``2026-11-22T07:30`` (taken as UTC) or an ISO time with an offset."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def page_size(value: str | None, problems: list[str], any_size: bool = False) -> int:
+    """The requested page size: one of ``PAGE_SIZES`` (or 1..``API_MAX_PAGE`` for ``any_size``).
+
+    Anything else gives the default, and the reason is noted in ``problems``.
+    """
+    if not value:
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if any_size and 1 <= size <= API_MAX_PAGE:
+        return size
+    if not any_size and size in PAGE_SIZES:
+        return size
+    allowed = f"1 to {API_MAX_PAGE}" if any_size else "one of " + ", ".join(map(str, PAGE_SIZES))
+    problems.append(f"Page size must be {allowed}; showing {DEFAULT_PAGE_SIZE}.")
+    return DEFAULT_PAGE_SIZE
+
+
+def narrowing(args: Mapping[str, str], problems: list[str]) -> tuple[dict, dict[str, str]]:
+    """JobFilter fields and the kept query parameters from ``args``.
+
+    Unreadable times are noted in ``problems`` and dropped.
+    """
+    params = {name: args.get(name, "").strip() for name in FILTER_PARAMS}
+    params = {name: value[:500] for name, value in params.items() if value}
+    fields: dict = {"text": params.get("q"), "task": params.get("task"), "queue": params.get("queue"),
+                    "enqueued_by": params.get("enqueued_by")}
+    for name in ("since", "until"):
+        if name in params:
+            try:
+                fields[name] = parse_time(params[name])
+            except ValueError:
+                problems.append(f"“{params.pop(name)}” is not a date and time (use 2026-11-22T07:30, UTC).")
+    return fields, params
+
+
+def checked_cursor(cursor: str | None) -> str | None:
+    """``cursor`` if the ledger can read it; ``BadListQuery`` otherwise."""
+    if not cursor:
+        return None
+    try:
+        decode_cursor(cursor)
+    except BadCursor as exc:
+        raise BadListQuery(str(exc)) from None
+    return cursor
+
+
+def parse_list_query(job_list: JobList, args: Mapping[str, str], any_size: bool = False) -> ListQuery:
+    """Read a list request's query string (``q``, ``task``, ``queue``, ``since``, ``until``, ...)."""
+    problems: list[str] = []
+    fields, params = narrowing(args, problems)
+    return ListQuery(job_list=job_list, job_filter=job_list.job_filter(**fields),
+                     limit=page_size(args.get("limit"), problems, any_size),
+                     cursor=checked_cursor(args.get("cursor")), params=params, problems=problems)
+
+
+def api_list_query(args: Mapping[str, str]) -> ListQuery:
+    """A JSON API list request: like a page's, with ``state`` (or ``retrying=1``) choosing the list."""
+    state = args.get("state") or None
+    if state and state not in lifecycle.STATES:
+        raise BadListQuery(f"unknown state {state!r}; one of {', '.join(lifecycle.STATES)}")
+    retrying = args.get("retrying", "").lower() in ("1", "true", "yes")
+    job_list = JOB_LISTS["retries"] if retrying else list_for_state(state)
+    query = parse_list_query(job_list, args, any_size=True)
+    if query.problems:
+        raise BadListQuery(" ".join(query.problems))
+    return query

@@ -1,0 +1,305 @@
+"""Dashboard response times over a large ledger, on SQLite and on PostgreSQL.
+
+    .venv/bin/python -m bench.dashboard [--rows 1000000] [--samples 30] [--out bench/results/dashboard.json]
+
+For each database — a fresh SQLite file in a temp dir, and a fresh PostgreSQL database
+``bench_<random>`` on 127.0.0.1:5432 (dropped afterwards; skipped with a note when it
+can't be reached) — it runs the migrations, seeds ``--rows`` jobs across every state with
+bulk INSERTs (jobs, one history row each, counters, a week of throughput buckets), signs a
+user holding ``Pages.Hangfire`` in through the Flask test client and times each dashboard
+request (wall time, response body read): the overview and its fragment, every state list,
+the retries and "all" lists, a second (keyset) page, a search by argument across every
+state, a search inside the Failed list, a job page, the stats JSON and a JSON list.
+
+Prints a table (p50, p95, max in ms, PASS/FAIL against the issue's p95 < 100 ms) and writes
+every figure as JSON. Not a test: nothing here asserts. The embedded SQLite transport is
+used (no Redis needed); the transport is not what is measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from bench.engine import percentile, pg_create, pg_drop
+from tasks.ledger import bucket_of, new_job_id
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_P95_MS = 100.0
+CHUNK = 20_000
+USER = "bench"
+PASSWORD = "bench-password-1"
+#: share of seeded jobs per state (Scheduled: half of them are retries, attempt >= 1)
+MIX = (("Succeeded", 0.70), ("Failed", 0.10), ("Deleted", 0.06), ("Enqueued", 0.06), ("Scheduled", 0.06),
+       ("Processing", 0.02))
+TASKS = ("demo.sleep", "demo.noop", "reports.build", "email.send", "demo.fail")
+QUEUES = ("default", "email", "reports")
+PEOPLE = ("alice", "bob", None)
+NEEDLES = 7  # jobs carrying a rare "needle-<n>" argument, for the search
+
+
+def log(message: str) -> None:
+    """Progress on stderr."""
+    print(f"[bench.dashboard {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- seeding -------------------------------------------------------------------------------
+
+def state_of(index: int, rows: int) -> str:
+    """The state of the ``index``-th seeded job, following ``MIX``."""
+    position = index / rows
+    for state, share in MIX:
+        if position < share:
+            return state
+        position -= share
+    return MIX[0][0]
+
+
+def job_row(index: int, rows: int, now: datetime, rng: random.Random) -> dict:
+    """One ``jobs`` row: spread over a week, arguments with a customer id (and a few needles)."""
+    state = state_of(index, rows)
+    changed = now - timedelta(seconds=rng.uniform(0, 7 * 86400))
+    started = changed - timedelta(seconds=rng.uniform(0.01, 5))
+    needle = f"needle-{index}" if index % (rows // NEEDLES or 1) == 3 else f"customer-{index % 5000}"
+    failed = state == "Failed" or (state == "Scheduled" and index % 2)
+    return {
+        "id": new_job_id(), "task": TASKS[index % len(TASKS)], "display_name": f"Job {index}",
+        "queue": QUEUES[index % len(QUEUES)], "priority": 0, "args": json.dumps([index, needle]),
+        "kwargs": json.dumps({"attempt_note": "x" * (index % 40)}), "state": state, "state_reason": state,
+        "state_changed_at": changed, "attempt": 1 if failed else 0, "max_attempts": 10, "created_at": started,
+        "enqueued_at": started,
+        "scheduled_for": changed + timedelta(hours=1) if state == "Scheduled" else None,
+        "started_at": started if state != "Enqueued" else None,
+        "finished_at": changed if state in ("Succeeded", "Failed", "Deleted") else None,
+        "worker": "bench-host:1:cafe", "result": "42" if state == "Succeeded" else None,
+        "exception_type": "ValueError" if failed else None,
+        "exception_message": f"could not reach customer-{index % 5000}" if failed else None,
+        "exception_traceback": "Traceback (most recent call last):\n  ...\nValueError" if failed else None,
+        "enqueued_by": PEOPLE[index % len(PEOPLE)],
+    }
+
+
+def history_row(job: dict) -> dict:
+    """The job's current state as its one history row."""
+    return {"job_id": job["id"], "state": job["state"], "reason": job["state_reason"],
+            "created_at": job["state_changed_at"], "data": json.dumps({"queue": job["queue"]})}
+
+
+def throughput_rows(now: datetime, rng: random.Random) -> list[dict]:
+    """Hourly buckets over a week and 5-second buckets over the last 5 minutes."""
+    rows = []
+    for hour in range(1, 7 * 24):
+        for state, peak in (("Succeeded", 5000), ("Failed", 200)):
+            rows.append({"bucket": bucket_of(now - timedelta(hours=hour), 3600), "state": state,
+                         "count": rng.randint(0, peak)})
+    for step in range(60):
+        rows.append({"bucket": bucket_of(now - timedelta(seconds=5 * step)), "state": "Succeeded",
+                     "count": rng.randint(0, 50)})
+    return rows
+
+
+def seed(app, rows: int) -> dict:
+    """Bulk-insert ``rows`` jobs; returns timing and a few ids to open."""
+    from sqlalchemy import insert
+
+    from app.extensions import db
+    from tasks import ledger
+
+    rng, now, started = random.Random(7), ledger.utcnow(), time.monotonic()
+    sample_ids: list[str] = []
+    with app.app_context():
+        for start in range(0, rows, CHUNK):
+            jobs = [job_row(i, rows, now, rng) for i in range(start, min(start + CHUNK, rows))]
+            counts: dict[str, int] = {}
+            for job in jobs:
+                counts[job["state"]] = counts.get(job["state"], 0) + 1
+            with db.engine.begin() as conn:
+                conn.execute(insert(ledger.jobs_table), jobs)
+                conn.execute(insert(ledger.states_table), [history_row(job) for job in jobs])
+                ledger.add_counts(conn, counts)
+            sample_ids += [jobs[k]["id"] for k in range(0, len(jobs), max(1, len(jobs) // 5))]
+            if start and start % (10 * CHUNK) == 0:
+                log(f"  seeded {start:,} rows")
+        with db.engine.begin() as conn:
+            conn.execute(insert(ledger.throughput_table), throughput_rows(now, rng))
+        settle(db.engine)
+    return {"rows": rows, "seconds": round(time.monotonic() - started, 1), "sample_ids": sample_ids}
+
+
+def settle(engine) -> None:
+    """After the bulk load, what a database in steady state has had: statistics (and on PostgreSQL
+    a vacuum, so autovacuum doesn't start in the middle of the timings)."""
+    from sqlalchemy import text
+
+    statement = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(statement))
+
+
+# --- the application and the user ------------------------------------------------------------
+
+def build_app(database_url: str, instance: Path):
+    """The application on ``database_url``, migrated, with a signed-in-able dashboard user."""
+    from app import create_app
+    from app.extensions import db
+    from app.models import Permission, Role, User
+    from app.permissions import HANGFIRE, sync
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": None,
+                      "INSTANCE_PATH": str(instance),
+                      "SECRET_KEY": "bench-" + secrets.token_hex(24), "LOG_LEVEL": "WARNING",
+                      "WTF_CSRF_ENABLED": False, "APP_ENV": "testing"})
+    with app.app_context():
+        import flask_migrate
+
+        flask_migrate.upgrade()
+        sync()
+        role = Role(name="Operators")
+        role.permissions = [db.session.scalar(db.select(Permission).where(Permission.name == HANGFIRE))]
+        user = User(username=USER, email="bench@example.com", active=True)
+        user.set_password(PASSWORD)
+        user.roles.append(role)
+        db.session.add_all([role, user])
+        db.session.commit()
+    return app
+
+
+def signed_in_client(app):
+    """A test client signed in through the login form."""
+    client = app.test_client()
+    response = client.post("/login", data={"username": USER, "password": PASSWORD})
+    if response.status_code != 302:
+        raise RuntimeError(f"login failed: {response.status_code}")
+    return client
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+def endpoints(client, sample_ids: list[str]) -> list[tuple[str, list[str]]]:
+    """(name, URLs to cycle through) for every measured request."""
+    lists = ["enqueued", "scheduled", "processing", "succeeded", "failed", "deleted", "awaiting", "retries",
+             "all"]
+    first = client.get("/hangfire/api/jobs?state=Failed&limit=20").get_json()
+    second = f"/hangfire/jobs/failed?cursor={first['next_cursor']}" if first.get("next_cursor") else None
+    named = [("overview", ["/hangfire"]), ("overview fragment", ["/hangfire/fragment/overview"])]
+    named += [(f"list {slug}", [f"/hangfire/jobs/{slug}"]) for slug in lists]
+    named += [("list failed, page 2", [second])] if second else []
+    named += [("search all states (argument)", [f"/hangfire/jobs/all?q=needle-{n}" for n in range(3)]),
+              ("search failed (error text)", ["/hangfire/jobs/failed?q=customer-42"]),
+              ("job detail", [f"/hangfire/job/{job_id}" for job_id in sample_ids[:50]]),
+              ("stats JSON", ["/hangfire/api/stats"]),
+              ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"])]
+    return named
+
+
+def time_request(client, url: str) -> tuple[float, int]:
+    """Milliseconds for one GET (body read) and its status."""
+    started = time.perf_counter()
+    response = client.get(url)
+    response.get_data()
+    return (time.perf_counter() - started) * 1000, response.status_code
+
+
+def measure(client, urls: list[str], samples: int, warmup: int = 3) -> dict:
+    """p50/p95/max over ``samples`` requests cycling through ``urls`` (after ``warmup``)."""
+    for index in range(warmup):
+        time_request(client, urls[index % len(urls)])
+    timings, statuses = [], set()
+    for index in range(samples):
+        elapsed, status = time_request(client, urls[index % len(urls)])
+        timings.append(elapsed)
+        statuses.add(status)
+    p95 = percentile(timings, 95)
+    return {"p50_ms": round(percentile(timings, 50), 1), "p95_ms": round(p95, 1),
+            "max_ms": round(max(timings), 1), "samples": samples, "statuses": sorted(statuses),
+            "pass": p95 < TARGET_P95_MS and statuses == {200}}
+
+
+def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples: int) -> dict:
+    """Seed one database and time every endpoint on it."""
+    log(f"{name}: migrating")
+    app = build_app(database_url, workdir / f"instance-{name}")
+    log(f"{name}: seeding {rows:,} jobs")
+    seeded = seed(app, rows)
+    log(f"{name}: seeded in {seeded['seconds']} s; measuring")
+    client = signed_in_client(app)
+    results = {}
+    for label, urls in endpoints(client, seeded["sample_ids"]):
+        results[label] = measure(client, urls, samples)
+        log(f"  {label:32s} p50 {results[label]['p50_ms']:8.1f} ms   p95 {results[label]['p95_ms']:8.1f} ms")
+    with app.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()
+    return {"seed_seconds": seeded["seconds"], "endpoints": results}
+
+
+# --- output ----------------------------------------------------------------------------------
+
+def table(report: dict) -> str:
+    """The results as a fixed-width table."""
+    lines = [f"{'database':10s} {'request':34s} {'p50 ms':>9s} {'p95 ms':>9s} {'max ms':>9s}  target p95<100"]
+    for backend, result in report["backends"].items():
+        if "skipped" in result:
+            lines.append(f"{backend:10s} skipped: {result['skipped']}")
+            continue
+        for label, figures in result["endpoints"].items():
+            verdict = "PASS" if figures["pass"] else "FAIL"
+            lines.append(f"{backend:10s} {label:34s} {figures['p50_ms']:9.1f} {figures['p95_ms']:9.1f} "
+                         f"{figures['max_ms']:9.1f}  {verdict}")
+        lines.append(f"{backend:10s} (seeded {report['rows']:,} jobs in {result['seed_seconds']} s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the table and write the JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="jobs to seed per database")
+    parser.add_argument("--samples", type=int, default=40, help="timed requests per endpoint")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "dashboard.json"))
+    parser.add_argument("--no-postgres", action="store_true", help="only SQLite")
+    options = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    os.environ.pop("DATABASE_URL", None)
+    report = {"rows": options.rows, "samples": options.samples, "target_p95_ms": TARGET_P95_MS,
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                          "cpus": os.cpu_count()}, "backends": {}}
+    try:
+        report["backends"]["sqlite"] = run_backend("sqlite", f"sqlite:///{workdir / 'ledger.db'}", workdir,
+                                                   options.rows, options.samples)
+        report["backends"]["postgresql"] = postgres_leg(options, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(table(report))
+    Path(options.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(options.out).write_text(json.dumps(report, indent=2))
+    log(f"wrote {options.out}")
+    return 0
+
+
+def postgres_leg(options, workdir: Path) -> dict:
+    """The PostgreSQL run on a fresh database (dropped afterwards), or why it was skipped."""
+    if options.no_postgres:
+        return {"skipped": "--no-postgres"}
+    name, url, problem = pg_create()
+    if problem:
+        return {"skipped": problem}
+    try:
+        return run_backend("postgresql", url, workdir, options.rows, options.samples)
+    finally:
+        pg_drop(name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

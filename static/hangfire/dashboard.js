@@ -1,0 +1,135 @@
+/* The jobs dashboard's behaviour, without a framework:
+ *  - live parts ([data-live-url]) re-fetch their server-rendered fragment every few seconds,
+ *    paused while the tab is hidden; ticked rows stay ticked across refreshes;
+ *  - forms and buttons with data-confirm ask first (confirm());
+ *  - row selection: select-all, "N selected", buttons that need a selection;
+ *  - the theme button cycles auto → light → dark (see theme.js). */
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-dashboard]");
+  if (!root) { return; }
+  var refreshMs = parseInt(root.getAttribute("data-refresh-ms"), 10) || 3000;
+  var status = root.querySelector("[data-live-status]");
+
+  // --- live fragments -------------------------------------------------------------------
+  function setStatus(state, text) {
+    if (!status) { return; }
+    status.setAttribute("data-state", state);
+    status.textContent = text;
+  }
+
+  function tickedIds(container) {
+    return Array.prototype.map.call(container.querySelectorAll('input[name="ids"]:checked'),
+      function (box) { return box.value; });
+  }
+
+  function retick(container, ids) {
+    ids.forEach(function (id) {
+      var box = container.querySelector('input[name="ids"][value="' + CSS.escape(id) + '"]');
+      if (box) { box.checked = true; }
+    });
+  }
+
+  function swap(container, html) {
+    var ids = tickedIds(container);
+    var open = Array.prototype.map.call(container.querySelectorAll("details[open]"), function (d) {
+      return Array.prototype.indexOf.call(container.querySelectorAll("details"), d);
+    });
+    container.innerHTML = html;
+    retick(container, ids);
+    var details = container.querySelectorAll("details");
+    open.forEach(function (index) { if (details[index]) { details[index].open = true; } });
+    updateSelection(container.closest("[data-selection-form]"));
+  }
+
+  function refresh(container) {
+    var url = container.getAttribute("data-live-url");
+    return fetch(url, { credentials: "same-origin", cache: "no-store",
+                        headers: { "Accept": "text/html", "X-Requested-With": "fetch" } })
+      .then(function (response) {
+        if (response.headers.get("X-Dashboard-Fragment") !== "1") {
+          throw new Error(response.status === 200 ? "signed out" : "HTTP " + response.status);
+        }
+        return response.text();
+      })
+      .then(function (html) { swap(container, html); setStatus("ok", "live"); })
+      .catch(function (error) { setStatus("error", "offline (" + error.message + ")"); });
+  }
+
+  function loop(container) {
+    function next() { window.setTimeout(tick, refreshMs); }
+    function tick() {
+      if (document.hidden) { setStatus("paused", "paused"); next(); return; }
+      refresh(container).then(next, next);
+    }
+    next();
+  }
+
+  var live = document.querySelectorAll("[data-live-url]");
+  Array.prototype.forEach.call(live, loop);
+  if (!live.length && status) { status.hidden = true; }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) { Array.prototype.forEach.call(live, refresh); }
+  });
+
+  // --- selection ------------------------------------------------------------------------
+  function updateSelection(form) {
+    if (!form) { return; }
+    var count = form.querySelectorAll('input[name="ids"]:checked').length;
+    var boxes = form.querySelectorAll('input[name="ids"]');
+    Array.prototype.forEach.call(form.querySelectorAll("[data-needs-selection]"), function (button) {
+      button.disabled = count === 0;
+    });
+    var all = form.querySelector("[data-select-all]");
+    if (all) { all.checked = boxes.length > 0 && count === boxes.length; all.indeterminate = count > 0 && count < boxes.length; }
+    var label = form.querySelector("[data-selection-count]");
+    if (label) { label.textContent = count ? count + " selected" : ""; }
+  }
+
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest("[data-selection-form]");
+    if (!form) { return; }
+    if (event.target.hasAttribute("data-select-all")) {
+      Array.prototype.forEach.call(form.querySelectorAll('input[name="ids"]'), function (box) {
+        box.checked = event.target.checked;
+      });
+    }
+    updateSelection(form);
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-selection-form]"), updateSelection);
+
+  // --- confirmation ---------------------------------------------------------------------
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter;
+    var question = (button && button.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
+    if (!question) { return; }
+    var form = event.target;
+    var count = form.querySelectorAll('input[name="ids"]:checked').length;
+    if (!window.confirm(question.replace("{n}", String(count)))) { event.preventDefault(); }
+  });
+
+  // --- enqueue form: show the chosen task's signature -----------------------------------
+  var taskSelect = document.querySelector("[data-task-select]");
+  var taskHelp = document.querySelector("[data-task-help]");
+  function describeTask() {
+    var option = taskSelect.options[taskSelect.selectedIndex];
+    if (!option || !option.value) { return; }
+    taskHelp.textContent = option.getAttribute("data-signature") +
+      (option.getAttribute("data-description") ? " — " + option.getAttribute("data-description") : "") +
+      " · default queue: " + option.getAttribute("data-queue");
+  }
+  if (taskSelect && taskHelp) { taskSelect.addEventListener("change", describeTask); describeTask(); }
+
+  // --- theme ----------------------------------------------------------------------------
+  var themeButton = root.querySelector("[data-theme-toggle]");
+  var NEXT = { auto: "light", light: "dark", dark: "auto" };
+  var LABEL = { auto: "Theme: auto", light: "Theme: light", dark: "Theme: dark" };
+  function labelTheme() { if (themeButton && window.hangfireTheme) { themeButton.textContent = LABEL[window.hangfireTheme.choice()]; } }
+  if (themeButton && window.hangfireTheme) {
+    themeButton.addEventListener("click", function () {
+      window.hangfireTheme.choose(NEXT[window.hangfireTheme.choice()]);
+      labelTheme();
+    });
+    labelTheme();
+  }
+})();
