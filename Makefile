@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test test-postgres bench install install-dev browser clean
+.PHONY: run test test-postgres bench bench-dashboard install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-postgres:
 ## Benchmarks: print a table and write JSON under bench/results/
 bench: install-dev
 	$(BIN)/python -m bench.engine
+
+## Dashboard latency over 1,000,000 seeded jobs (SQLite and PostgreSQL)
+bench-dashboard: install-dev
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) .pytest_cache instance

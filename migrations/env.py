@@ -91,6 +91,14 @@ def run_migrations_online():
 
     connectable = get_engine()
 
+    def include_object(obj, name, type_, reflected, compare_to):
+        # indexes declared for one dialect only (ddl_if) don't exist on the others
+        ddl_if = getattr(obj, "_ddl_if", None)
+        return not (type_ == "index" and ddl_if is not None and ddl_if.dialect
+                    and ddl_if.dialect != connectable.dialect.name)
+
+    conf_args.setdefault("include_object", include_object)
+
     with connectable.connect() as connection:
         context.configure(
             connection=connection,

@@ -37,14 +37,17 @@ class AuditEntry(db.Model):
 
 
 def record_audit(user: str | None, action: str, job_ids: list[str] | None = None,
-                 job_filter: dict | None = None, count: int = 0) -> None:
-    """Append an entry (own transaction, so a failed action is still audited)."""
+                 job_filter: dict | None = None, count: int | None = None) -> None:
+    """Append an entry (own transaction, so a failed action is still audited).
+
+    ``count`` is how many jobs the action changed (default: the number of ids named).
+    """
     ids = list(job_ids or [])[:MAX_IDS_KEPT]
     with db.engine.begin() as conn:
         conn.execute(insert(AuditEntry.__table__).values(
             at=utcnow(), user=user, action=action[:64], job_ids=json.dumps(ids),
             job_filter=json.dumps(job_filter, default=str) if job_filter is not None else None,
-            count=count or len(job_ids or []),
+            count=len(job_ids or []) if count is None else count,
         ))
 
 

@@ -106,8 +106,14 @@ class Job(db.Model):
 
     __table_args__ = (
         Index("ix_jobs_state_changed", "state", "state_changed_at", "id"),
+        Index("ix_jobs_changed", "state_changed_at", "id"),  # "all jobs" lists
+        Index("ix_jobs_state_attempt", "state", "attempt"),  # retries
         Index("ix_jobs_queue_state", "queue", "state", "priority"),
         Index("ix_jobs_task_state", "task", "state"),
+        # text search in arguments and errors (LIKE '%…%') on PostgreSQL: trigram indexes
+        *(Index(f"ix_jobs_{column}_trgm", column, postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+          for column in ("args", "kwargs", "exception_message", "exception_type")),
     )
 
     @property

@@ -163,7 +163,10 @@ def job_detail(job: Job) -> dict:
 
 def count_jobs(job_filter: JobFilter | None = None, cap: int = 10_000) -> tuple[int, bool]:
     """How many jobs match, counting at most ``cap`` (returns the count and whether it was capped)."""
-    inner = select(Job.id).where(*(job_filter or JobFilter()).clauses()).limit(cap + 1).subquery()
+    c = Job.__table__.c
+    # ordered like list_jobs so the planner walks the same index instead of scanning the table
+    inner = (select(Job.id).where(*(job_filter or JobFilter()).clauses())
+             .order_by(c.state_changed_at.desc(), c.id.desc()).limit(cap + 1).subquery())
     total = db.session.scalar(select(func.count()).select_from(inner)) or 0
     return min(total, cap), total > cap
 
