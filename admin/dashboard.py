@@ -8,7 +8,8 @@ fragments, the exports and the form actions; the JSON API is
 :class:`admin.dashboard_api.HangfireApiView` at ``<path>/api``.
 
 Pages (under the dashboard path): ``/`` overview, ``/jobs/<list>`` (a state, ``retries``
-or ``all``), ``/job/<id>``, ``/queues``, ``/servers``, ``/audit``, ``/enqueue``.
+or ``all``; ``?recurring=<id>`` lists one recurring job's runs), ``/job/<id>``, ``/recurring``,
+``/queues``, ``/servers``, ``/audit``, ``/enqueue``.
 Each live part has a ``…/fragment`` twin that the page's script re-fetches.
 """
 from __future__ import annotations
@@ -23,8 +24,10 @@ from admin.authorization import Decision, current_decision, refuse_decision
 from admin.dashboard_actions import (
     ActionError,
     EnqueueForm,
+    UnknownRecurring,
     act_on_filter,
     act_on_jobs,
+    act_on_recurring,
     enqueueable_tasks,
     set_queue_paused,
     submit_enqueue,
@@ -37,6 +40,7 @@ from admin.dashboard_data import (
     job_page,
     overview,
     queue_rows,
+    recurring_rows,
     retry_count,
     server_rows,
 )
@@ -247,6 +251,27 @@ class HangfireDashboardView(DashboardView):
             flash(str(exc), "error")
         return redirect(url_for(".queues"))
 
+    # --- recurring jobs ------------------------------------------------------------------------
+    @expose("/recurring")
+    def recurring(self):
+        """Recurring jobs: schedule, time zone, next and last run, enabled, error; their actions."""
+        return self.render("hangfire/recurring.html", page="recurring", recurring=recurring_rows())
+
+    @expose("/fragment/recurring")
+    def recurring_fragment(self):
+        """The recurring jobs table."""
+        return fragment(self.render("hangfire/_recurring.html", recurring=recurring_rows()))
+
+    @expose("/recurring/<path:recurring_id>/<action>", methods=("POST",))
+    def recurring_action(self, recurring_id: str, action: str):
+        """Trigger now, enable, disable or delete one recurring job (404 for an unknown one)."""
+        try:
+            outcome = act_on_recurring(action, recurring_id)
+        except (ActionError, UnknownRecurring):
+            abort(404)
+        flash(outcome.message(), "success")
+        return redirect(url_for(".recurring"))
+
     @expose("/servers")
     def servers(self):
         """Workers: host, pid, queues, concurrency, heartbeats, jobs in flight; dead ones flagged."""
@@ -286,7 +311,7 @@ class HangfireDashboardView(DashboardView):
 
     @expose("/actions/<action>", methods=("POST",))
     def act(self, action: str):
-        """Requeue, trigger or delete the selected jobs, or start it on everything the filter matches."""
+        """Requeue, trigger, delete or cancel the selected jobs, or start it on everything the filter matches."""
         back = safe_next_url(request.form.get("next"), url_for(".index"))
         try:
             if request.form.get("scope") == "all":

@@ -13,15 +13,18 @@ from typing import Any
 from flask_login import current_user
 
 import tasks
-from tasks import commands, queries
+from tasks import commands, queries, recurring
 from tasks.api import REGISTRY, JobDefinition, UnknownTask
 from tasks.codec import ArgumentError
 from tasks.queries import JobFilter
 
 COMMANDS: dict[str, Callable[..., list[str]]] = {
     "requeue": commands.requeue, "trigger": commands.trigger, "delete": commands.delete,
+    "cancel": commands.cancel,
 }
-DONE = {"requeue": "Requeued", "trigger": "Enqueued", "delete": "Deleted"}
+DONE = {"requeue": "Requeued", "trigger": "Enqueued", "delete": "Deleted", "cancel": "Cancelled"}
+#: actions that apply to selected jobs only (no background job runs them on a whole filter)
+SELECTED_ONLY = frozenset({"cancel"})
 #: how far a bulk action's "N jobs will be processed" estimate counts before saying "N+"
 BULK_ESTIMATE_CAP = 1_000_000
 MAX_DELAY_SECONDS = 366 * 86400
@@ -109,6 +112,8 @@ class BulkStarted:
 def act_on_filter(action: str, job_filter: JobFilter) -> BulkStarted:
     """Start ``action`` on every job matching ``job_filter`` as a background job, and audit it."""
     command_for(action)
+    if action in SELECTED_ONLY:
+        raise ActionError(f"“{action}” applies to selected jobs only, not to everything matching a filter.")
     estimate, capped = queries.count_jobs(job_filter, cap=BULK_ESTIMATE_CAP)
     if not estimate:
         raise ActionError("No job matches this filter; nothing to do.")
@@ -116,6 +121,61 @@ def act_on_filter(action: str, job_filter: JobFilter) -> BulkStarted:
     commands.record_audit(acting_user(), f"{action} all matching", job_ids=[job_id],
                           job_filter=job_filter.to_dict(), count=estimate)
     return BulkStarted(action, job_id, estimate, capped)
+
+
+# --- recurring jobs --------------------------------------------------------------------------
+
+RECURRING_ACTIONS = ("trigger", "enable", "disable", "delete")
+RECURRING_DONE = {"trigger": "Triggered", "enable": "Enabled", "disable": "Disabled", "delete": "Deleted"}
+MAX_RECURRING_ID = 100
+
+
+class UnknownRecurring(LookupError):
+    """No recurring job has the id an action named."""
+
+
+@dataclass
+class RecurringOutcome:
+    """What an action on a recurring job did (``job_id``: the run a trigger enqueued)."""
+
+    action: str
+    recurring_id: str
+    job_id: str | None = None
+
+    def message(self) -> str:
+        """``Triggered recurring job “nightly” (job …).``"""
+        text = f"{RECURRING_DONE[self.action]} recurring job “{self.recurring_id}”"
+        return text + (f" (job {self.job_id})." if self.job_id else ".")
+
+    def as_json(self) -> dict:
+        """The JSON API's answer."""
+        return {"action": self.action, "id": self.recurring_id, "job_id": self.job_id, "message": self.message()}
+
+
+def apply_recurring(action: str, recurring_id: str) -> tuple[bool, str | None]:
+    """Run ``action`` on the recurring job; (found, id of the run a trigger enqueued)."""
+    if action == "trigger":
+        job_id = recurring.trigger(recurring_id, by=acting_user())
+        return job_id is not None, job_id
+    if action == "delete":
+        return recurring.remove(recurring_id), None
+    return recurring.set_enabled(recurring_id, action == "enable"), None
+
+
+def act_on_recurring(action: str, recurring_id: str) -> RecurringOutcome:
+    """Trigger, enable, disable or delete a recurring job, and audit it.
+
+    ``ActionError`` for an unknown action, ``UnknownRecurring`` for an unknown id.
+    """
+    if action not in RECURRING_ACTIONS:
+        raise ActionError(f"Unknown action {action!r}; one of {', '.join(RECURRING_ACTIONS)}.")
+    recurring_id = str(recurring_id)[:MAX_RECURRING_ID]
+    found, job_id = apply_recurring(action, recurring_id)
+    if not found:
+        raise UnknownRecurring(f"No recurring job is called “{recurring_id}”.")
+    commands.record_audit(acting_user(), f"recurring-{action}", job_ids=[job_id] if job_id else [],
+                          job_filter={"recurring_id": recurring_id}, count=1 if job_id else 0)
+    return RecurringOutcome(action, recurring_id, job_id)
 
 
 # --- queues ----------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ Reads:  ``GET /stats``, ``/jobs`` (filters as on the pages, plus ``state``/``ret
 ``limit`` 1–1000, ``cursor``), ``/jobs/<id>``, ``/queues``, ``/servers``, ``/audit``.
 Actions (refused to read-only users with 403):
 ``POST /jobs`` (enqueue ``{"task", "args", "kwargs", "queue", "delay"}``),
-``POST /jobs/<id>/<requeue|trigger|delete>``,
-``POST /actions/<requeue|trigger|delete>`` with ``{"ids": [...]}`` or ``{"filter": {...}}``
-(bulk: 202 and the background job's id), ``POST /queues/<pause|resume>`` with ``{"queue"}``.
+``POST /jobs/<id>/<requeue|trigger|delete|cancel>``,
+``POST /actions/<requeue|trigger|delete|cancel>`` with ``{"ids": [...]}`` or ``{"filter": {...}}``
+(bulk: 202 and the background job's id; not for cancel), ``POST /queues/<pause|resume>`` with ``{"queue"}``,
+``POST /recurring/<id>/<trigger|enable|disable|delete>`` (404 for an unknown id).
+Reads also include ``GET /recurring`` (every recurring job, its schedule and last run).
 
 The app-wide CSRF check can't apply to bearer callers, so this view's blueprint is
 exempt from it; instead every change must carry a bearer token, or else a valid
@@ -24,22 +26,34 @@ from flask_wtf.csrf import CSRFError
 from admin.access import json_error
 from admin.dashboard import DashboardView
 from admin.dashboard_actions import (
+    RECURRING_ACTIONS,
     ActionError,
     EnqueueForm,
+    UnknownRecurring,
     act_on_filter,
     act_on_jobs,
+    act_on_recurring,
     set_queue_paused,
     submit_enqueue,
 )
-from admin.dashboard_data import Formats, audit_rows, job_page, overview, queue_rows, server_rows
+from admin.dashboard_data import (
+    Formats,
+    audit_rows,
+    job_page,
+    overview,
+    queue_rows,
+    recurring_rows,
+    server_rows,
+)
 from admin.dashboard_filters import BadListQuery, api_list_query
 from app.auth.tokens import bearer_token
 from app.extensions import csrf
 from tasks import queries
 
-ENDPOINTS = ["GET stats", "GET jobs", "GET jobs/<id>", "GET queues", "GET servers", "GET audit", "POST jobs",
-             "POST jobs/<id>/<requeue|trigger|delete>", "POST actions/<requeue|trigger|delete>",
-             "POST queues/<pause|resume>"]
+ENDPOINTS = ["GET stats", "GET jobs", "GET jobs/<id>", "GET queues", "GET servers", "GET audit",
+             "GET recurring", "POST jobs", "POST jobs/<id>/<requeue|trigger|delete|cancel>",
+             "POST actions/<requeue|trigger|delete|cancel>", "POST queues/<pause|resume>",
+             "POST recurring/<id>/<trigger|enable|disable|delete>"]
 CSRF_REFUSED = "a session request that changes something needs an X-CSRFToken header (or use a bearer token)"
 
 
@@ -135,6 +149,11 @@ class HangfireApiView(DashboardView):
                                           cursor=request.args.get("cursor", type=int))
         return jsonify(entries=[entry.as_json() for entry in entries], next_cursor=next_cursor)
 
+    @expose("/recurring")
+    def recurring(self):
+        """Every recurring job: schedule (and in words), zone, next run, last run and its state, error."""
+        return jsonify(recurring=[iso_times(row) for row in recurring_rows()])
+
     # --- actions -----------------------------------------------------------------------------
     @expose("/jobs", methods=("POST",))
     def enqueue(self):
@@ -149,12 +168,12 @@ class HangfireApiView(DashboardView):
 
     @expose("/jobs/<job_id>/<action>", methods=("POST",))
     def job_action(self, job_id: str, action: str):
-        """Requeue, trigger or delete one job."""
+        """Requeue, trigger, delete or cancel one job."""
         return self.run_action(action, {"ids": [job_id]})
 
     @expose("/actions/<action>", methods=("POST",))
     def act(self, action: str):
-        """Requeue, trigger or delete ``{"ids": [...]}`` now, or ``{"filter": {...}}`` in the background."""
+        """Requeue, trigger, delete or cancel ``{"ids": [...]}`` now, or ``{"filter": {...}}`` in the background."""
         return self.run_action(action, body())
 
     def run_action(self, action: str, data: dict):
@@ -182,3 +201,13 @@ class HangfireApiView(DashboardView):
         except ActionError as exc:
             return json_error(400, str(exc))
         return jsonify(message=message, queue=body().get("queue"), paused=operation == "pause")
+
+    @expose("/recurring/<path:recurring_id>/<action>", methods=("POST",))
+    def recurring_action(self, recurring_id: str, action: str):
+        """Trigger now, enable, disable or delete one recurring job."""
+        if action not in RECURRING_ACTIONS:
+            return json_error(404, "use /recurring/<id>/" + "|".join(RECURRING_ACTIONS))
+        try:
+            return jsonify(act_on_recurring(action, recurring_id).as_json())
+        except UnknownRecurring as exc:
+            return json_error(404, str(exc))

@@ -12,6 +12,7 @@ from typing import Any
 
 from admin.dashboard_charts import WIDE, Chart, throughput_chart
 from admin.dashboard_filters import (
+    CANCEL,
     COUNT_CAP,
     DELETE,
     REQUEUE,
@@ -310,11 +311,18 @@ class JobDetail:
     actions: list[Action]
     logs: list[JobLog]
 
+    @property
+    def running(self) -> bool:
+        """True while the job is Processing (its page then refreshes faster)."""
+        return self.job.state == lifecycle.PROCESSING
+
 
 def available_actions(job: Job) -> list[Action]:
     """What a person may do to ``job`` in its current state."""
     actions = []
-    if job.state == lifecycle.SCHEDULED:
+    if job.state == lifecycle.PROCESSING:
+        actions.append(CANCEL)
+    elif job.state == lifecycle.SCHEDULED:
         actions.append(TRIGGER)
     elif job.state in commands.REQUEUEABLE:
         actions.append(RETRY if job.state == lifecycle.FAILED else REQUEUE)
@@ -349,6 +357,13 @@ def job_detail(job: Job) -> JobDetail:
 def first_known(*values: float | None) -> float | None:
     """The first value that isn't None."""
     return next((value for value in values if value is not None), None)
+
+
+# --- recurring jobs --------------------------------------------------------------------------
+
+def recurring_rows() -> list[dict]:
+    """Every recurring job: schedule (and in words), zone, next run, last run and its state, error."""
+    return queries.recurring_overview()
 
 
 # --- queues, servers, audit ------------------------------------------------------------------

@@ -24,16 +24,20 @@ RETRY_COUNT_CAP = 1_000
 TEXT_COUNT_PAGES = 5
 TEXT_COUNT_MIN = 100
 #: query parameters that narrow a list (the cursor and page size are not part of the filter)
-FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until")
+FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring")
 
 
 @dataclass(frozen=True)
 class Action:
-    """A command a person can run on jobs: ``requeue``, ``trigger`` or ``delete``."""
+    """A command a person can run on jobs: ``requeue``, ``trigger``, ``delete`` or ``cancel``.
+
+    ``bulk`` is False for actions offered on selected jobs only (not on "all matching").
+    """
 
     name: str
     label: str
     style: str = "secondary"
+    bulk: bool = True
 
     def confirm(self, what: str) -> str:
         """The confirmation question for applying this action to ``what``."""
@@ -44,6 +48,7 @@ REQUEUE = Action("requeue", "Requeue", "primary")
 RETRY = Action("requeue", "Retry", "primary")
 TRIGGER = Action("trigger", "Run now", "primary")
 DELETE = Action("delete", "Delete", "danger")
+CANCEL = Action("cancel", "Cancel", "warning", bulk=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,11 @@ class JobList:
     columns: tuple[str, ...] = ("state", "queue", "changed")
     empty: str = "No jobs."
 
+    @property
+    def bulk_actions(self) -> tuple[Action, ...]:
+        """The actions this list offers on everything matching its filter."""
+        return tuple(action for action in self.actions if action.bulk)
+
     def job_filter(self, **narrowing) -> JobFilter:
         """This list's jobs, narrowed by ``narrowing`` (JobFilter fields)."""
         return JobFilter(state=self.state, retrying=self.retrying, **narrowing)
@@ -68,7 +78,7 @@ JOB_LISTS: dict[str, JobList] = {job_list.slug: job_list for job_list in (
             columns=("queue", "enqueued", "by"), empty="No job is waiting."),
     JobList("scheduled", "Scheduled", lifecycle.SCHEDULED, actions=(TRIGGER, DELETE),
             columns=("queue", "due", "by"), empty="Nothing is scheduled."),
-    JobList("processing", "Processing", lifecycle.PROCESSING, actions=(DELETE,),
+    JobList("processing", "Processing", lifecycle.PROCESSING, actions=(CANCEL, DELETE),
             columns=("worker", "started", "attempt", "progress"), empty="No job is running."),
     JobList("succeeded", "Succeeded", lifecycle.SUCCEEDED, actions=(REQUEUE,),
             columns=("duration", "latency", "finished")),
@@ -95,9 +105,10 @@ def list_for_state(state: str | None) -> JobList:
 
 
 def row_action(state: str) -> Action | None:
-    """The one-click action offered on a job in ``state`` (Retry a failure, run a scheduled job now)."""
+    """The one-click action offered on a job in ``state`` (Retry a failure, run a scheduled job now,
+    cancel a running one)."""
     return {lifecycle.FAILED: RETRY, lifecycle.SUCCEEDED: REQUEUE, lifecycle.DELETED: REQUEUE,
-            lifecycle.SCHEDULED: TRIGGER}.get(state)
+            lifecycle.SCHEDULED: TRIGGER, lifecycle.PROCESSING: CANCEL}.get(state)
 
 
 class BadListQuery(ValueError):
@@ -116,11 +127,15 @@ class ListQuery:
     problems: list[str] = field(default_factory=list)
 
     def link_params(self, **changes) -> dict[str, str]:
-        """Query parameters for a link keeping this filter and page size (``changes`` override)."""
+        """Query parameters for a link keeping this filter and page size (``changes`` override; None drops)."""
         params = dict(self.params)
         if self.limit != DEFAULT_PAGE_SIZE:
             params["limit"] = str(self.limit)
-        params.update({k: str(v) for k, v in changes.items() if v not in (None, "")})
+        for name, value in changes.items():
+            if value in (None, ""):
+                params.pop(name, None)
+            else:
+                params[name] = str(value)
         return params
 
     @property
@@ -168,7 +183,7 @@ def narrowing(args: Mapping[str, str], problems: list[str]) -> tuple[dict, dict[
     params = {name: args.get(name, "").strip() for name in FILTER_PARAMS}
     params = {name: value[:500] for name, value in params.items() if value}
     fields: dict = {"text": params.get("q"), "task": params.get("task"), "queue": params.get("queue"),
-                    "enqueued_by": params.get("enqueued_by")}
+                    "enqueued_by": params.get("enqueued_by"), "recurring_id": params.get("recurring")}
     for name in ("since", "until"):
         if name in params:
             try:
@@ -190,7 +205,7 @@ def checked_cursor(cursor: str | None) -> str | None:
 
 
 def parse_list_query(job_list: JobList, args: Mapping[str, str], any_size: bool = False) -> ListQuery:
-    """Read a list request's query string (``q``, ``task``, ``queue``, ``since``, ``until``, ...)."""
+    """Read a list request's query string (``q``, ``task``, ``queue``, ``since``, ``until``, ``recurring``...)."""
     problems: list[str] = []
     fields, params = narrowing(args, problems)
     return ListQuery(job_list=job_list, job_filter=job_list.job_filter(**fields),

@@ -1,6 +1,7 @@
 /* The jobs dashboard's behaviour, without a framework:
- *  - live parts ([data-live-url]) re-fetch their server-rendered fragment every few seconds,
- *    paused while the tab is hidden; ticked rows stay ticked across refreshes;
+ *  - live parts ([data-live-url]) re-fetch their server-rendered fragment every few seconds
+ *    (every second while they show a running job), paused while the tab is hidden; ticked rows
+ *    stay ticked across refreshes;
  *  - forms and buttons with data-confirm ask first (confirm());
  *  - row selection: select-all, "N selected", buttons that need a selection;
  *  - the theme button cycles auto → light → dark (see theme.js). */
@@ -56,8 +57,14 @@
       .catch(function (error) { setStatus("error", "offline (" + error.message + ")"); });
   }
 
+  // a fragment holding [data-live-fast] (a running job's page) refreshes every second
+  var FAST_MS = 1000;
+  function delayFor(container) {
+    return container.querySelector("[data-live-fast]") ? Math.min(refreshMs, FAST_MS) : refreshMs;
+  }
+
   function loop(container) {
-    function next() { window.setTimeout(tick, refreshMs); }
+    function next() { window.setTimeout(tick, delayFor(container)); }
     function tick() {
       if (document.hidden) { setStatus("paused", "paused"); next(); return; }
       refresh(container).then(next, next);
