@@ -31,7 +31,22 @@
     });
   }
 
+  // a scrolled log box stays where the reader left it; one at its end follows new lines
+  function logsAtEnd(container) {
+    return Array.prototype.map.call(container.querySelectorAll(".hf-log"), function (log) {
+      return log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    });
+  }
+
+  function restoreLogs(container, atEnd, tops) {
+    Array.prototype.forEach.call(container.querySelectorAll(".hf-log"), function (log, index) {
+      log.scrollTop = (atEnd[index] === false) ? tops[index] : log.scrollHeight;
+    });
+  }
+
   function swap(container, html) {
+    var atEnd = logsAtEnd(container);
+    var tops = Array.prototype.map.call(container.querySelectorAll(".hf-log"), function (log) { return log.scrollTop; });
     var ids = tickedIds(container);
     var open = Array.prototype.map.call(container.querySelectorAll("details[open]"), function (d) {
       return Array.prototype.indexOf.call(container.querySelectorAll("details"), d);
@@ -40,6 +55,7 @@
     retick(container, ids);
     var details = container.querySelectorAll("details");
     open.forEach(function (index) { if (details[index]) { details[index].open = true; } });
+    restoreLogs(container, atEnd, tops);
     updateSelection(container.closest("[data-selection-form]"));
   }
 
@@ -73,6 +89,7 @@
   }
 
   var live = document.querySelectorAll("[data-live-url]");
+  Array.prototype.forEach.call(live, function (container) { restoreLogs(container, [], []); });
   Array.prototype.forEach.call(live, loop);
   if (!live.length && status) { status.hidden = true; }
   document.addEventListener("visibilitychange", function () {
