@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select
 
 from app.extensions import db
 from tasks import ledger, lifecycle
@@ -106,6 +106,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor(f"invalid cursor: {exc}") from None
 
 
+def newest_first(job_filter: JobFilter | None) -> list:
+    """ORDER BY for lists: newest change first.
+
+    A text search across every state on SQLite orders by ``+column``, which stops SQLite
+    walking the whole table in index order looking for a rare term (a scan and a sort
+    of the matches is much faster there); PostgreSQL has trigram indexes for it.
+    """
+    c = Job.__table__.c
+    if job_filter and job_filter.text and not job_filter.state and db.engine.dialect.name == "sqlite":
+        return [literal_column("+jobs.state_changed_at").desc(), literal_column("+jobs.id").desc()]
+    return [c.state_changed_at.desc(), c.id.desc()]
+
+
 def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str | None = None) -> Page:
     """Newest-changed first, ``limit`` per page, continuing after ``cursor``."""
     limit = max(1, min(int(limit), 1000))
@@ -114,7 +127,7 @@ def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str 
     if cursor:
         at, job_id = decode_cursor(cursor)
         query = query.where(or_(c.state_changed_at < at, and_(c.state_changed_at == at, c.id < job_id)))
-    rows = list(db.session.scalars(query.order_by(c.state_changed_at.desc(), c.id.desc()).limit(limit + 1)))
+    rows = list(db.session.scalars(query.order_by(*newest_first(job_filter)).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
@@ -163,10 +176,10 @@ def job_detail(job: Job) -> dict:
 
 def count_jobs(job_filter: JobFilter | None = None, cap: int = 10_000) -> tuple[int, bool]:
     """How many jobs match, counting at most ``cap`` (returns the count and whether it was capped)."""
-    c = Job.__table__.c
-    # ordered like list_jobs so the planner walks the same index instead of scanning the table
-    inner = (select(Job.id).where(*(job_filter or JobFilter()).clauses())
-             .order_by(c.state_changed_at.desc(), c.id.desc()).limit(cap + 1).subquery())
+    query = select(Job.id).where(*(job_filter or JobFilter()).clauses())
+    if db.engine.dialect.name == "postgresql":  # ordered like the list: the planner walks its index
+        query = query.order_by(*newest_first(job_filter))
+    inner = query.limit(cap + 1).subquery()
     total = db.session.scalar(select(func.count()).select_from(inner)) or 0
     return min(total, cap), total > cap
 
