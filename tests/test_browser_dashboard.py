@@ -6,6 +6,7 @@ and queues, each in light and dark mode).
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect
@@ -179,24 +180,31 @@ def seed_for_screenshots(app) -> str:
     return job_id
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_screenshots(app, browser, live_server, operator, scheme):
-    job_id = seed_for_screenshots(app)
+@contextmanager
+def watched_page(browser, live_server, scheme: str, username: str):
+    """A signed-in page in ``scheme`` (1280×900); yields (page, errors): script errors and dialogs seen."""
     context = browser.new_context(base_url=live_server.url, color_scheme=scheme,
                                   viewport={"width": 1280, "height": 900})
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
-    errors = []
+    errors: list[str] = []
     try:
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("dialog", lambda dialog: errors.append("dialog: " + dialog.message))  # a payload that ran
-        sign_in(page, operator, PASSWORD)
+        sign_in(page, username, PASSWORD)
+        yield page, errors
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots(app, browser, live_server, operator, scheme):
+    job_id = seed_for_screenshots(app)
+    with watched_page(browser, live_server, scheme, operator) as (page, errors):
         for name, url in (("overview", "/hangfire"), ("failed", "/hangfire/jobs/failed"),
                           ("job", f"/hangfire/job/{job_id}"), ("queues", "/hangfire/queues")):
             page.goto(url)
             expect(page.locator("html")).to_have_attribute("data-theme", scheme)
             expect(page.locator("[data-live-status]")).to_have_attribute("data-state", "ok", timeout=5_000)
             screenshot(page, f"dashboard-{name}-{scheme}")
-    finally:
-        context.close()
     assert errors == []

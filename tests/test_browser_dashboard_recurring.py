@@ -11,12 +11,13 @@ import pytest
 from playwright.sync_api import expect
 
 from app.extensions import db
-from tasks import lifecycle
+from tasks import lifecycle, recurring
 from tasks.recurring import RecurringJob
-from tests.browser import DEFAULT_TIMEOUT_MS, screenshot, sign_in
+from tests.browser import screenshot, sign_in
 from tests.conftest import job_state
 from tests.test_admin import PASSWORD
 from tests.test_browser_dashboard import app_config, operator  # noqa: F401  (1 s refresh, an operator)
+from tests.test_browser_dashboard import watched_page
 from tests.test_dashboard import enqueue
 from tests.test_dashboard_recurring import nightly  # noqa: F401
 from tests.workers import wait_for
@@ -97,8 +98,6 @@ def test_recurring_badge_follows_a_change_made_elsewhere(app, operator, nightly,
     row = page.locator(f'tr[data-recurring-id="{nightly}"]')
     expect(row.get_by_test_id("recurring-status")).to_have_text("Enabled")
     with app.app_context():
-        from tasks import recurring
-
         recurring.set_enabled(nightly, False)
     expect(row.get_by_test_id("recurring-status")).to_have_text("Disabled", timeout=5_000)
     assert same_document(page)
@@ -106,19 +105,10 @@ def test_recurring_badge_follows_a_change_made_elsewhere(app, operator, nightly,
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots(app, browser, live_server, operator, nightly, start_worker, scheme):
-    context = browser.new_context(base_url=live_server.url, color_scheme=scheme,
-                                  viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
-    errors = []
-    try:
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        sign_in(page, operator, PASSWORD)
-        with app.app_context():
-            from tasks import recurring
-
-            recurring.trigger(nightly, by=operator)
-            recurring.set_enabled("reports-cleanup", False)
+    with app.app_context():
+        recurring.trigger(nightly, by=operator)
+        recurring.set_enabled("reports-cleanup", False)
+    with watched_page(browser, live_server, scheme, operator) as (page, errors):
         page.goto("/hangfire/recurring")
         expect(page.locator("[data-live-status]")).to_have_attribute("data-state", "ok", timeout=5_000)
         screenshot(page, f"dashboard-recurring-{scheme}")
@@ -126,6 +116,4 @@ def test_screenshots(app, browser, live_server, operator, nightly, start_worker,
         page.goto(f"/hangfire/job/{job_id}")
         expect(page.get_by_test_id("job-log")).to_be_visible(timeout=10_000)
         screenshot(page, f"dashboard-running-job-{scheme}")
-    finally:
-        context.close()
     assert errors == []
