@@ -40,6 +40,10 @@ from tasks.writer import LedgerWriter, Pending
 
 log = logging.getLogger("tasks.server")
 
+#: A job whose worker died under it more often than this is failed rather than redelivered
+#: again (it probably kills its worker); below it, a lost worker never costs a job its run.
+MAX_REDELIVERIES = 5
+
 
 def now() -> float:
     """Epoch seconds."""
@@ -236,11 +240,11 @@ class WorkerRuntime:
         if definition is None:
             self.reject(delivery.id, f"unknown task {delivery.task!r}: no job is registered under that name")
             return None
-        attempt = delivery.attempt + fetched.redeliveries
-        if attempt > delivery.max_attempts:
-            self.reject(delivery.id, f"worker lost {fetched.redeliveries} time(s) while running this job; "
-                                     f"attempt {attempt} exceeds the limit of {delivery.max_attempts}")
+        if fetched.redeliveries > MAX_REDELIVERIES:
+            self.reject(delivery.id, f"worker lost {fetched.redeliveries} times while running this job "
+                                     f"(more than {MAX_REDELIVERIES}): it probably kills its worker")
             return None
+        attempt = delivery.attempt + fetched.redeliveries  # a lost worker's job runs as the next attempt
         return Claimed(definition, delivery, attempt, fetched.redeliveries)
 
     def reject(self, job_id: str, reason: str) -> None:

@@ -229,3 +229,19 @@ def test_poison_messages_fail_and_the_worker_lives(fault_config, app, start_work
     assert worker.alive()
     fault_report(f"poison messages: 15 sent / 15 Failed with a reason / worker alive; "
                  f"{len(good)} good jobs succeeded")
+
+
+def test_a_job_without_retries_still_runs_again_after_its_worker_dies(fault_config, app, start_worker,
+                                                                       fault_report):
+    from tests.jobs import nap
+
+    with app.app_context():
+        job_id = nap.enqueue(3.0)  # retries=0: a lost worker must not cost it its run
+    victim = start_worker(concurrency=1)
+    wait_for(lambda: job_state(app, job_id) == lifecycle.PROCESSING, message="job started")
+    start_worker(concurrency=1)
+    victim.kill()
+    wait_for(lambda: job_state(app, job_id) == lifecycle.SUCCEEDED, timeout=30, message="re-run after the loss")
+    with app.app_context():
+        assert db.session.get(Job, job_id).attempt == 2
+    fault_report("kill -9 of a job with retries=0: run again, Succeeded on attempt 2")
