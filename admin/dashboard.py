@@ -311,7 +311,7 @@ class HangfireDashboardView(DashboardView):
 
     @expose("/actions/<action>", methods=("POST",))
     def act(self, action: str):
-        """Requeue, trigger, delete or cancel the selected jobs, or start it on everything the filter matches."""
+        """Requeue, trigger, delete or cancel the selected jobs, or start it on everything matching."""
         back = safe_next_url(request.form.get("next"), url_for(".index"))
         try:
             if request.form.get("scope") == "all":

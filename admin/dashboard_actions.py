@@ -149,7 +149,8 @@ class RecurringOutcome:
 
     def as_json(self) -> dict:
         """The JSON API's answer."""
-        return {"action": self.action, "id": self.recurring_id, "job_id": self.job_id, "message": self.message()}
+        return {"action": self.action, "id": self.recurring_id, "job_id": self.job_id,
+                "message": self.message()}
 
 
 def apply_recurring(action: str, recurring_id: str) -> tuple[bool, str | None]:

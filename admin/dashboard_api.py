@@ -173,7 +173,8 @@ class HangfireApiView(DashboardView):
 
     @expose("/actions/<action>", methods=("POST",))
     def act(self, action: str):
-        """Requeue, trigger, delete or cancel ``{"ids": [...]}`` now, or ``{"filter": {...}}`` in the background."""
+        """Requeue, trigger, delete or cancel ``{"ids": [...]}`` now, or ``{"filter": {...}}`` in the
+        background (not cancel)."""
         return self.run_action(action, body())
 
     def run_action(self, action: str, data: dict):

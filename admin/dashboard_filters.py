@@ -127,7 +127,7 @@ class ListQuery:
     problems: list[str] = field(default_factory=list)
 
     def link_params(self, **changes) -> dict[str, str]:
-        """Query parameters for a link keeping this filter and page size (``changes`` override; None drops)."""
+        """Query parameters keeping this filter and page size (``changes`` override, None drops)."""
         params = dict(self.params)
         if self.limit != DEFAULT_PAGE_SIZE:
             params["limit"] = str(self.limit)
@@ -205,7 +205,7 @@ def checked_cursor(cursor: str | None) -> str | None:
 
 
 def parse_list_query(job_list: JobList, args: Mapping[str, str], any_size: bool = False) -> ListQuery:
-    """Read a list request's query string (``q``, ``task``, ``queue``, ``since``, ``until``, ``recurring``...)."""
+    """Read a list query string (``q``, ``task``, ``queue``, ``since``, ``until``, ``recurring``)."""
     problems: list[str] = []
     fields, params = narrowing(args, problems)
     return ListQuery(job_list=job_list, job_filter=job_list.job_filter(**fields),

@@ -29,8 +29,8 @@ def app_config(app_config):
     return {**app_config, "JOBS_DASHBOARD_REFRESH_SECONDS": 1}
 
 
-@pytest.fixture
-def operator(app, make_user):
+@pytest.fixture(name="operator")
+def operator_fixture(app, make_user):
     """A user whose role holds "Hangfire Dashboard"."""
     make_role(app, "Operators", permissions=[HANGFIRE])
     make_user("olivia", roles=["Operators"])

@@ -16,10 +16,10 @@ from tasks.recurring import RecurringJob
 from tests.browser import screenshot, sign_in
 from tests.conftest import job_state
 from tests.test_admin import PASSWORD
-from tests.test_browser_dashboard import app_config, operator  # noqa: F401  (1 s refresh, an operator)
+from tests.test_browser_dashboard import app_config, operator_fixture  # noqa: F401  (1 s refresh; operator)
 from tests.test_browser_dashboard import watched_page
 from tests.test_dashboard import enqueue
-from tests.test_dashboard_recurring import nightly  # noqa: F401
+from tests.test_dashboard_recurring import nightly_fixture  # noqa: F401
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.browser

@@ -32,8 +32,8 @@ def api_actions(ids: dict) -> list[tuple[str, dict]]:
     ]
 
 
-@pytest.fixture
-def bearer(app, make_user):
+@pytest.fixture(name="bearer")
+def bearer_fixture(app, make_user):
     """Bearer-token clients: ``full``, ``read_only``, ``outsider`` (no dashboard permission)."""
     make_user("tom", permissions=[HANGFIRE])
     make_user("rob", permissions=[HANGFIRE_READ_ONLY])

@@ -21,7 +21,7 @@ from tests.conftest import job_state
 from tests.jobs import recurring_tick
 from tests.test_dashboard import EXPECTED_GET, EXPECTED_POST, SCRIPT, assert_escaped, enqueue, post_form
 from tests.test_dashboard import jobs_fixture, people_fixture  # noqa: F401
-from tests.test_dashboard_api import bearer  # noqa: F401
+from tests.test_dashboard_api import bearer_fixture  # noqa: F401
 from tests.workers import wait_for
 
 NIGHTLY = "tests.nightly"
@@ -29,8 +29,8 @@ ACTIONS = ("trigger", "disable", "enable", "delete")
 KINDS = ["anonymous", "no_permission", "read_only", "full"]
 
 
-@pytest.fixture
-def nightly(app):
+@pytest.fixture(name="nightly")
+def nightly_fixture(app):
     """A recurring job declared in code (03:00 London time) and synced to the ledger; returns its id."""
     recurring.recurring(NIGHTLY, cron="0 3 * * *", tz="Europe/London")(recurring_tick)
     with app.app_context():
@@ -59,7 +59,8 @@ def runs_of(app, recurring_id: str) -> list[Job]:
 def recurring_snapshot(app) -> dict:
     """What a recurring action could change: the rows, the jobs and the audit log's size."""
     with app.app_context():
-        rows = {r.id: (r.enabled, r.next_run_at, r.last_job_id) for r in db.session.scalars(select(RecurringJob))}
+        rows = {r.id: (r.enabled, r.next_run_at, r.last_job_id)
+                for r in db.session.scalars(select(RecurringJob))}
         return {"rows": rows, "jobs": db.session.scalar(select(func.count()).select_from(Job)),
                 "audit": db.session.scalar(select(func.count()).select_from(AuditEntry))}
 
@@ -81,7 +82,8 @@ def action_url(recurring_id: str, action: str, api: bool = False) -> str:
 
 def recurring_pages(recurring_id: str) -> list[str]:
     """Every GET page and fragment the recurring feature adds."""
-    return ["/hangfire/recurring", "/hangfire/fragment/recurring", f"/hangfire/jobs/all?recurring={recurring_id}",
+    return ["/hangfire/recurring", "/hangfire/fragment/recurring",
+            f"/hangfire/jobs/all?recurring={recurring_id}",
             f"/hangfire/jobs/all/fragment?recurring={recurring_id}",
             f"/hangfire/jobs/all/export.csv?recurring={recurring_id}"]
 
@@ -155,7 +157,8 @@ def test_trigger_now_enqueues_a_run(app, people, nightly):
     response = post_form(people["full"], action_url(nightly, "trigger"))
     assert response.status_code == 302 and response.headers["Location"] == "/hangfire/recurring"
     [run] = runs_of(app, nightly)
-    assert run.state == lifecycle.ENQUEUED and run.task == "tests.recurring_tick" and run.enqueued_by == "full"
+    assert run.state == lifecycle.ENQUEUED and run.task == "tests.recurring_tick"
+    assert run.enqueued_by == "full"
     html = people["full"].get("/hangfire/recurring").get_data(True)
     assert f"Triggered recurring job “{nightly}” (job {run.id})." in html
     assert f'href="/hangfire/job/{run.id}"' in html  # last run, linked, with its state
@@ -204,8 +207,9 @@ def test_unknown_recurring_id_or_action_is_404(app, people, nightly):
     for url in (action_url("no-such-job", "trigger"), action_url("no-such-job", "disable"),
                 action_url(nightly, "explode"), action_url("a/b", "delete")):
         assert post_form(people["full"], url).status_code == 404, url
-        assert people["full"].post(url.replace("/hangfire/", "/hangfire/api/"),
-                                   headers={"X-CSRFToken": post_token(people["full"])}).status_code == 404, url
+        api = people["full"].post(url.replace("/hangfire/", "/hangfire/api/"),
+                                  headers={"X-CSRFToken": post_token(people["full"])})
+        assert api.status_code == 404, url
     assert recurring_snapshot(app) == before
 
 
@@ -229,7 +233,8 @@ def test_api_lists_recurring_jobs(app, bearer, nightly):
     response = bearer("read_only", "get", "/hangfire/api/recurring")
     [row] = [r for r in response.get_json()["recurring"] if r["id"] == nightly]
     assert row["cron"] == "0 3 * * *" and row["description"] == "At 03:00 AM" and row["enabled"] is True
-    assert row["timezone"] == "Europe/London" and row["next_run_at"].endswith("Z") and row["last_state"] is None
+    assert row["timezone"] == "Europe/London" and row["next_run_at"].endswith("Z")
+    assert row["last_state"] is None
     assert bearer("outsider", "get", "/hangfire/api/recurring").status_code == 403
 
 
@@ -253,7 +258,8 @@ def test_api_cancel_deletes_a_waiting_job_and_refuses_a_filter(app, bearer, jobs
     assert bearer("read_only", "post", f"/hangfire/api/jobs/{jobs['enqueued']}/cancel").status_code == 403
     answer = bearer("full", "post", f"/hangfire/api/jobs/{jobs['enqueued']}/cancel").get_json()
     assert answer["changed"] == [jobs["enqueued"]] and job_state(app, jobs["enqueued"]) == lifecycle.DELETED
-    answer = bearer("full", "post", "/hangfire/api/actions/cancel", json={"ids": [jobs["scheduled"]]}).get_json()
+    answer = bearer("full", "post", "/hangfire/api/actions/cancel", json={"ids": [jobs["scheduled"]]})
+    answer = answer.get_json()
     assert answer["changed"] == [jobs["scheduled"]]
     refused = bearer("full", "post", "/hangfire/api/actions/cancel", json={"filter": {"state": "Processing"}})
     assert refused.status_code == 400 and "selected jobs only" in refused.get_json()["error"]
@@ -316,7 +322,8 @@ def test_cancel_selected_and_cancel_all_matching(app, people, jobs):
     assert response.status_code == 302
     html = people["full"].get("/hangfire/jobs/processing").get_data(True)
     assert "Cancelled 1 of 2 jobs. 1 was not in a state this action applies to." in html
-    assert job_state(app, jobs["enqueued"]) == lifecycle.DELETED and job_state(app, jobs["failed"]) == "Failed"
+    assert job_state(app, jobs["enqueued"]) == lifecycle.DELETED
+    assert job_state(app, jobs["failed"]) == lifecycle.FAILED
     post_form(people["full"], "/hangfire/actions/cancel", {"scope": "all", "list": "scheduled"})
     assert "applies to selected jobs only" in people["full"].get("/hangfire").get_data(True)
     assert job_state(app, jobs["scheduled"]) == lifecycle.SCHEDULED
