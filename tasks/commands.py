@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.extensions import db, write_transaction
 from tasks import ledger, lifecycle
 from tasks.codec import Delivery
-from tasks.engine import current_engine, outgoing
+from tasks.engine import current_engine
 from tasks.ledger import Job
 from tasks.audit import record_audit  # noqa: F401  (part of the command API)
 from tasks.lifecycle import Transition

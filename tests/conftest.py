@@ -1,7 +1,6 @@
 """Fixtures: a private redis-server, a fresh database per run, the app, client and runner."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest

@@ -25,7 +25,7 @@ def transport(app):
 def test_keyset_pagination_is_stable_while_jobs_arrive(app):
     with app.app_context():
         original = noop.enqueue_many([()] * 30)
-        seen, cursor = [], None
+        seen = []
         page = queries.list_jobs(JobFilter(state="Enqueued"), limit=10)
         seen += [j.id for j in page.jobs]
         noop.enqueue_many([()] * 5)  # arrive between page views
