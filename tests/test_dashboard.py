@@ -439,9 +439,9 @@ def test_bulk_retry_of_100_000_failed_jobs(app, people, start_worker):
             counts = queries.state_counts()
         return counts[lifecycle.FAILED] == 0 and counts[lifecycle.ENQUEUED] == 100_000
 
-    wait_for(all_enqueued, timeout=80, interval=0.5, message="100,000 jobs requeued in the ledger")
+    wait_for(all_enqueued, timeout=240, interval=0.5, message="100,000 jobs requeued in the ledger")
     # each batch commits the ledger first, then pushes to the transport: wait for the last push
-    wait_for(lambda: transport_of(app).queue_lengths().get("parked") == 100_000, timeout=10,
+    wait_for(lambda: transport_of(app).queue_lengths().get("parked") == 100_000, timeout=60,
              message="100,000 jobs queued in the transport")
     print(f"bulk retry of 100,000 jobs: {time.monotonic() - started:.1f} s")
 
