@@ -63,16 +63,21 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
     DELETED: frozenset({ENQUEUED, SCHEDULED}),
 }
 
-#: What entering each state writes on the job row (besides ``state``).
-RECORDS: dict[str, tuple[str, ...]] = {
-    ENQUEUED: ("enqueued_at", "queue"),
-    SCHEDULED: ("scheduled_for", "attempt",  # a retry also records the failed attempt's exception
-                "exception_type", "exception_message", "exception_traceback"),
-    PROCESSING: ("started_at", "worker", "attempt"),
-    SUCCEEDED: ("finished_at", "result"),
-    FAILED: ("finished_at", "exception_type", "exception_message", "exception_traceback"),
-    DELETED: ("finished_at",),
-    AWAITING: (),
+#: The job-row columns a transition into each state may write (besides ``state`` and its
+#: reason/time); ``Transition`` refuses any other, so this table stays true.
+RECORDS: dict[str, frozenset[str]] = {
+    # a person's requeue also gives a fresh attempt budget and clears progress and cancel requests
+    ENQUEUED: frozenset({"enqueued_at", "attempt", "progress", "progress_message", "cancel_requested_at",
+                         "cancel_reason"}),
+    # a retry also records the exception of the attempt that failed
+    SCHEDULED: frozenset({"scheduled_for", "exception_type", "exception_message", "exception_traceback"}),
+    # a claim clears the previous attempt's progress
+    PROCESSING: frozenset({"started_at", "worker", "attempt", "progress", "progress_message"}),
+    SUCCEEDED: frozenset({"finished_at", "result"}),
+    # a poison message also names the worker that refused it
+    FAILED: frozenset({"finished_at", "worker", "exception_type", "exception_message", "exception_traceback"}),
+    DELETED: frozenset({"finished_at"}),
+    AWAITING: frozenset(),
 }
 
 
@@ -89,12 +94,6 @@ def can_move(current: str | None, target: str) -> bool:
     return target in TRANSITIONS.get(current, frozenset())
 
 
-def check(job_id: str, current: str | None, target: str) -> None:
-    """Raise ``IllegalTransition`` unless ``current`` → ``target`` is allowed."""
-    if not can_move(current, target):
-        raise IllegalTransition(job_id, current, target)
-
-
 def sources(target: str) -> frozenset[str]:
     """Every state from which ``target`` can be entered."""
     return frozenset(s for s, targets in TRANSITIONS.items() if s and target in targets)
@@ -104,7 +103,7 @@ def sources(target: str) -> frozenset[str]:
 class Transition:
     """One state change of one job, as the ledger will record it.
 
-    ``fields`` are the job-row columns this state records (see ``RECORDS``);
+    ``fields`` are job-row columns this state records (a subset of ``RECORDS``);
     ``data`` is the free-form detail kept in the history row (queue, worker,
     latency, duration, exception, ...).
     """
@@ -119,6 +118,11 @@ class Transition:
     expected: frozenset[str] | None = None
     #: when set, the job's ``worker`` must still be this one (fences recovery against a newer claim)
     expected_worker: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fields) - RECORDS[self.state]
+        if unknown:
+            raise ValueError(f"a transition to {self.state} doesn't record {sorted(unknown)} (see RECORDS)")
 
     def allowed_from(self) -> frozenset[str]:
         """States from which this transition may apply."""

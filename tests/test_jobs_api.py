@@ -172,6 +172,11 @@ def test_policy_options():
         RetryPolicy(3, [-1])
 
 
+def test_a_transition_refuses_columns_its_state_does_not_record():
+    with pytest.raises(ValueError, match=r"Succeeded doesn't record \['worker'\]"):
+        Transition("j", lifecycle.SUCCEEDED, queries.ledger.utcnow(), fields={"worker": "w1"})
+
+
 def test_lifecycle_table():
     assert lifecycle.can_move(None, lifecycle.ENQUEUED)
     assert not lifecycle.can_move(lifecycle.SUCCEEDED, lifecycle.PROCESSING)
