@@ -165,13 +165,21 @@ def start_worker(app_config):
             worker.kill()
 
 
+def fetch(app, model, key):
+    """A fresh copy of the ``model`` row with primary key ``key`` (None if absent), usable outside the app context."""
+    with app.app_context():
+        row = db.session.get(model, key)
+        if row is not None:
+            db.session.expunge(row)
+        return row
+
+
 def job_state(app, job_id: str) -> str | None:
     """The ledger's current state of ``job_id`` (fresh read)."""
     from tasks.ledger import Job
 
-    with app.app_context():
-        job = db.session.get(Job, job_id)
-        return job.state if job else None
+    job = fetch(app, Job, job_id)
+    return job.state if job else None
 
 
 FAULT_LINES: list[str] = []

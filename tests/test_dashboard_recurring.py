@@ -17,7 +17,7 @@ from tasks import lifecycle, recurring
 from tasks.audit import AuditEntry
 from tasks.ledger import Job, utcnow
 from tasks.recurring import RecurringJob
-from tests.conftest import job_state
+from tests.conftest import fetch, job_state
 from tests.jobs import recurring_tick
 from tests.test_dashboard import EXPECTED_GET, EXPECTED_POST, SCRIPT, assert_escaped, enqueue, post_form
 from tests.test_dashboard import jobs_fixture, people_fixture  # noqa: F401
@@ -41,11 +41,7 @@ def nightly_fixture(app):
 
 def row_of(app, recurring_id: str) -> RecurringJob | None:
     """The ledger's recurring row (fresh read)."""
-    with app.app_context():
-        row = db.session.get(RecurringJob, recurring_id)
-        if row is not None:
-            db.session.expunge(row)
-        return row
+    return fetch(app, RecurringJob, recurring_id)
 
 
 def runs_of(app, recurring_id: str) -> list[Job]:

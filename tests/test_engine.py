@@ -15,7 +15,7 @@ from tasks.demo import noop, sleep
 from tasks.engine import outgoing
 from tasks.ledger import Job, NewJob, insert_jobs, new_job_id
 from tasks.queries import history
-from tests.conftest import job_state
+from tests.conftest import fetch, job_state
 from tests.jobs import always_fails, no_retry_on_permanent, whoami
 from tests.workers import wait_for
 
@@ -25,10 +25,7 @@ def engine_of(app):
 
 
 def load(app, job_id: str) -> Job:
-    with app.app_context():
-        job = db.session.get(Job, job_id)
-        db.session.expunge(job)
-        return job
+    return fetch(app, Job, job_id)
 
 
 def states(app, job_id: str) -> list[str]:

@@ -15,16 +15,10 @@ from tasks.ledger import Job
 from tasks.progress import job_logs
 from tasks.recurring import RecurringJob, due_runs, next_run, occurrences
 from tests.conftest import job_state
+from tests.test_engine import load
 from tests.jobs import (always_fails, blocking_timeout, cooperative_timeout, exclusive, progressing,
                         recurring_tick, unique_report)
 from tests.workers import wait_for
-
-
-def load(app, job_id):
-    with app.app_context():
-        job = db.session.get(Job, job_id)
-        db.session.expunge(job)
-        return job
 
 
 def history_states(app, job_id):

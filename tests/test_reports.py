@@ -22,7 +22,7 @@ from tasks import enqueue, lifecycle
 from tasks.ledger import Job, utcnow
 from tasks.progress import job_logs
 from tasks.queries import history
-from tests.conftest import csrf_token, job_state
+from tests.conftest import csrf_token, fetch, job_state
 from tests.test_admin import sign_in
 from tests.test_mail import SmtpServer, attempts, smtp_server  # noqa: F401  (fixture)
 from tests.workers import wait_for
@@ -51,11 +51,7 @@ def generated_id(response) -> int:
 
 
 def load_report(app, report_id: int) -> Report | None:
-    with app.app_context():
-        report = db.session.get(Report, report_id)
-        if report is not None:
-            db.session.expunge(report)
-        return report
+    return fetch(app, Report, report_id)
 
 
 def wait_ready(app, report_id: int, timeout: float = 40) -> Report:
