@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test test-postgres bench bench-dashboard install install-dev browser clean
+.PHONY: run test test-fast test-postgres bench bench-dashboard install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  elif [ -n "$$CI" ]; then echo "chromium is not installed and can't be installed (not root): CI fails"; exit 1; \
 	  else echo "chromium not installed: browser tests will be skipped"; fi; }
 
 ## Run web + worker on the embedded default (SQLite, no Redis) at http://127.0.0.1:5000
@@ -31,6 +32,10 @@ run: install
 ## Run the whole test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL)
 test: install-dev browser
 	$(BIN)/python -m pytest
+
+## The edit-test loop: everything but the browser, fault and slow tests
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not browser and not fault and not slow" --require-markers= -q
 
 test-postgres:
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} $(MAKE) test

@@ -1,9 +1,7 @@
 """Browser-test fixtures: the app on a live HTTP server, and Debian's Chromium through Playwright.
 
-``tests/conftest.py`` imports the fixtures for every module (they register as ``browser``, ``live_server``
-and ``new_page``)::
-
-    from tests.browser import browser_fixture, live_server_fixture, new_page_fixture  # noqa: F401
+``tests/conftest.py`` loads this module as a plugin (``pytest_plugins``), so its fixtures
+``browser`` (one Chromium per run), ``live_server`` and ``new_page`` are there for every module.
 
 ``live_server`` serves the ``app`` fixture (same test database) from a thread on a
 free port; ``new_page()`` opens a page in a fresh browser context (its own cookies),
@@ -15,11 +13,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.helpers.web import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,6 +32,16 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 DEFAULT_TIMEOUT_MS = 5_000
+
+
+def require_chromium() -> None:
+    """Skip without Chromium on a developer machine; in CI (``CI`` set) fail the test instead."""
+    if os.path.exists(CHROMIUM):
+        return
+    message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(message + " — CI must run the browser tests", pytrace=False)
+    pytest.skip(message)
 
 
 @dataclass
@@ -70,8 +81,7 @@ def live_server_fixture(app) -> Iterator[LiveServer]:
 @pytest.fixture(name="browser", scope="session")
 def browser_fixture():
     """Debian's Chromium, headless, launched once per test session."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -97,7 +107,7 @@ def new_page_fixture(browser, live_server):
         context.close()
 
 
-def sign_in(page, username: str, password: str) -> None:
+def sign_in(page, username: str, password: str = PASSWORD) -> None:
     """Sign in through the real login form (fields named as DESIGN.md fixes them) and leave it."""
     page.goto("/login")
     page.locator('input[name="username"]').fill(username)
@@ -112,3 +122,20 @@ def screenshot(page, name: str) -> None:
     if directory:
         os.makedirs(directory, exist_ok=True)
         page.screenshot(path=os.path.join(directory, f"{name}.png"), full_page=True)
+
+
+@contextmanager
+def watched_page(browser, live_server, scheme: str, username: str):
+    """A signed-in page in ``scheme`` (1280×900); yields (page, errors): script errors and dialogs seen."""
+    context = browser.new_context(base_url=live_server.url, color_scheme=scheme,
+                                  viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", lambda dialog: errors.append("dialog: " + dialog.message))  # a payload that ran
+        sign_in(page, username)
+        yield page, errors
+    finally:
+        context.close()

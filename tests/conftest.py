@@ -1,7 +1,8 @@
 """Fixtures: a private redis-server, a fresh database per run, the app, client and runner."""
 from __future__ import annotations
 
-import re
+import collections
+import os
 
 import pytest
 import redis as redis_lib
@@ -11,8 +12,13 @@ from app import create_app
 from app.extensions import db
 from app.models import Role, User
 from app.permissions import sync as sync_permissions
-from tests.browser import browser_fixture, live_server_fixture, new_page_fixture  # noqa: F401  (one Playwright)
-from tests.services import RedisServer, database_url
+from app.permissions import ADMIN_ROLE, HANGFIRE, HANGFIRE_READ_ONLY, USERS
+from tests.helpers.accounts import make_role
+from tests.helpers.ledger import enqueue, failed_job
+from tests.helpers.web import PASSWORD, bearer_token, post_login, sign_in
+from tests.services import RedisServer, SmtpServer, database_url
+
+pytest_plugins = ["tests.browser"]  # the live server and one Chromium for the whole run
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
@@ -65,9 +71,15 @@ def clean_database() -> None:
 
 
 @pytest.fixture
-def app_config(database, redis_server, tmp_path):
-    """Configuration for the ``app`` fixture; tests may tweak it before ``app`` is built."""
-    return base_config(database, redis_server.url, str(tmp_path / "instance"))
+def app_config(request, database, redis_server, tmp_path):
+    """Configuration for the ``app`` fixture; tests may tweak it before ``app`` is built.
+
+    Browser tests refresh the dashboard's live parts every second, to watch changes quickly.
+    """
+    config = base_config(database, redis_server.url, str(tmp_path / "instance"))
+    if request.node.get_closest_marker("browser"):
+        config["JOBS_DASHBOARD_REFRESH_SECONDS"] = 1
+    return config
 
 
 @pytest.fixture
@@ -100,7 +112,7 @@ def runner(app):
 def make_user(app):
     """Create a user, optionally with a role holding ``permissions``; returns the user id."""
 
-    def make(username: str, password: str = "correct horse battery", permissions=(), roles=(),
+    def make(username: str, password: str = PASSWORD, permissions=(), roles=(),
              active: bool = True) -> int:
         with app.app_context():
             user = User(username=username, email=f"{username}@example.com", active=active)
@@ -123,26 +135,12 @@ def make_user(app):
     return make
 
 
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
-
-def csrf_token(html: str) -> str:
-    """The CSRF token embedded in a rendered form."""
-    match = CSRF_RE.search(html) or re.search(r'value="([^"]+)"[^>]*name="csrf_token"', html)
-    assert match, "no csrf_token in page"
-    return match.group(1)
-
-
 @pytest.fixture
 def login(client):
     """Sign ``client`` in through the real login form (with its CSRF token)."""
 
-    def do_login(username: str, password: str = "correct horse battery", remember: bool = False):
-        page = client.get("/login")
-        data = {"username": username, "password": password, "csrf_token": csrf_token(page.get_data(True))}
-        if remember:
-            data["remember"] = "y"
-        return client.post("/login", data=data)
+    def do_login(username: str, password: str = PASSWORD, remember: bool = False):
+        return post_login(client, username, password, remember=remember)
 
     return do_login
 
@@ -165,24 +163,136 @@ def start_worker(app_config):
             worker.kill()
 
 
-def fetch(app, model, key):
-    """A fresh copy of the ``model`` row with primary key ``key`` (None if absent), usable outside the app context."""
+# --- people and jobs many modules arrange -------------------------------------------------------
+
+@pytest.fixture
+def admin_client(app, make_user):
+    """A client signed in as ``root``, a member of the Admin role (every permission)."""
+    make_user("root", roles=[ADMIN_ROLE])
+    return sign_in(app, "root")
+
+
+USERS_BY_KIND = {"full": [HANGFIRE], "read_only": [HANGFIRE_READ_ONLY], "no_permission": [USERS]}
+
+
+@pytest.fixture
+def people(app, make_user):
+    """Signed-in clients: ``full``, ``read_only``, ``no_permission``; ``anonymous`` is a fresh client."""
+    clients = {"anonymous": app.test_client()}
+    for kind, permissions in USERS_BY_KIND.items():
+        make_user(kind, permissions=permissions)
+        clients[kind] = sign_in(app, kind)
+    return clients
+
+
+@pytest.fixture
+def bearer(app, make_user):
+    """Bearer-token callers ``full``, ``read_only``, ``outsider`` (no dashboard permission):
+    ``bearer(kind, method, url, **kwargs)`` makes one request on a fresh, cookie-less client."""
+    make_user("tom", permissions=[HANGFIRE])
+    make_user("rob", permissions=[HANGFIRE_READ_ONLY])
+    make_user("otto")
+    client = app.test_client()
+    headers = {kind: {"Authorization": f"Bearer {bearer_token(client, name)}"}
+               for kind, name in (("full", "tom"), ("read_only", "rob"), ("outsider", "otto"))}
+
+    def call(kind: str, method: str, url: str, **kwargs):
+        return getattr(app.test_client(), method)(url, headers=headers[kind], **kwargs)
+
+    return call
+
+
+@pytest.fixture
+def operator(app, make_user):
+    """A user whose role holds "Hangfire Dashboard"; returns the username."""
+    make_role(app, "Operators", permissions=[HANGFIRE])
+    make_user("olivia", roles=["Operators"])
+    return "olivia"
+
+
+@pytest.fixture
+def jobs(app):
+    """One job per interesting state: enqueued, scheduled, failed (two)."""
+    return {
+        "enqueued": enqueue(app, args=(1,)),
+        "scheduled": enqueue(app, args=(2,), delay=3600),
+        "failed": failed_job(app, message="kaput"),
+        "failed2": failed_job(app, task="demo.fail", args=("second",), message="second failure"),
+    }
+
+
+NIGHTLY = "tests.nightly"
+
+
+@pytest.fixture
+def nightly(app):
+    """A recurring job declared in code (03:00 London time) and synced to the ledger; returns its id."""
+    from tasks import recurring
+    from tests.jobs import recurring_tick
+
+    recurring.recurring(NIGHTLY, cron="0 3 * * *", tz="Europe/London")(recurring_tick)
     with app.app_context():
-        row = db.session.get(model, key)
-        if row is not None:
-            db.session.expunge(row)
-        return row
+        recurring.sync()
+    yield NIGHTLY
+    recurring.DEFINITIONS.pop(NIGHTLY, None)
 
 
-def job_state(app, job_id: str) -> str | None:
-    """The ledger's current state of ``job_id`` (fresh read)."""
-    from tasks.ledger import Job
+@pytest.fixture
+def smtp_server():
+    """A running SMTP server (aiosmtpd; no TLS, no auth) on a free port."""
+    with SmtpServer() as server:
+        yield server
 
-    job = fetch(app, Job, job_id)
-    return job.state if job else None
 
+# --- the run's own report ----------------------------------------------------------------------
 
 FAULT_LINES: list[str] = []
+EXECUTED: collections.Counter = collections.Counter()  # tests run (not skipped) per marker, "" = all
+MISSING: list[str] = []  # why this run fails although no test did
+
+
+def pytest_addoption(parser):
+    """``--require-markers``: markers of which at least one test must run (CI sets it by default)."""
+    parser.addoption("--require-markers", default=None,
+                     help="comma-separated markers that must each run at least one test; default in CI "
+                          "(CI set): browser,fault, plus postgres when TEST_DATABASE_URL is set")
+
+
+def required_markers(config) -> list[str]:
+    """Markers this run must exercise: explicit, or CI's default."""
+    option = config.getoption("--require-markers")
+    if option is not None:
+        return [m.strip() for m in option.split(",") if m.strip()]
+    if not os.environ.get("CI"):
+        return []
+    return ["browser", "fault"] + (["postgres"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def pytest_runtest_setup(item):
+    """PostgreSQL-only tests skip on SQLite (and must run on the PostgreSQL leg of CI)."""
+    if "postgres" in item.keywords and not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("needs PostgreSQL (set TEST_DATABASE_URL)")
+
+
+def pytest_runtest_logreport(report):
+    """Count tests that really ran (a skip in setup or call doesn't count)."""
+    if report.when == "call" and not report.skipped:
+        EXECUTED[""] += 1
+        for marker in ("browser", "fault", "postgres", "slow"):
+            if marker in report.keywords:
+                EXECUTED[marker] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail a run that skipped everything, or that ran no test of a required marker."""
+    if session.testscollected == 0 or exitstatus not in (0, 1) or session.config.option.collectonly:
+        return
+    problems = [] if EXECUTED[""] else ["every collected test was skipped"]
+    problems += [f"no '{m}' test ran (all skipped or deselected)" for m in required_markers(session.config)
+                 if not EXECUTED[m]]
+    if problems:
+        session.exitstatus = 1
+        MISSING.extend(problems)
 
 
 @pytest.fixture
@@ -191,9 +301,14 @@ def fault_report():
     return FAULT_LINES.append
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter):
-    """Print the fault suite's per-scenario counts."""
+    """Print the fault suite's per-scenario counts, and why a run without failures still fails."""
     if FAULT_LINES:
         terminalreporter.section("fault suite")
         for line in FAULT_LINES:
             terminalreporter.write_line(line)
+    if MISSING:
+        terminalreporter.section("required tests missing: this run FAILS", red=True)
+        for problem in MISSING:
+            terminalreporter.write_line(problem, red=True)

@@ -1,4 +1,4 @@
-"""Real services for the suite: a private redis-server and a database per run."""
+"""Real services for the suite: a private redis-server, a database per run, an SMTP server."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,11 @@ import socket
 import subprocess
 import time
 import uuid
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import redis
+from aiosmtpd.controller import Controller
 
 
 def free_port() -> int:
@@ -80,3 +83,57 @@ def database_url(tmpdir: str) -> tuple[str, callable]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return base.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name, drop
+
+
+# --- a real SMTP server in the test process ----------------------------------------------------
+
+class Inbox:
+    """aiosmtpd handler keeping every accepted message (parsed) with its envelope and session facts."""
+
+    def __init__(self):
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[dict] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(message_from_bytes(envelope.original_content or envelope.content,
+                                                policy=policy.default))
+        self.envelopes.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                               "tls": session.ssl is not None,
+                               "login": getattr(session.auth_data, "login", None)})
+        return "250 Message accepted"
+
+
+class SmtpServer:
+    """An aiosmtpd server on a fixed port that tests may start late, stop and restart."""
+
+    def __init__(self, port: int | None = None, **options):
+        self.port = port or free_port()
+        self.inbox = Inbox()
+        self.options = options
+        self.controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}?timeout=5"
+
+    def start(self) -> "SmtpServer":
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **self.options)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self) -> "SmtpServer":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def wait_for_messages(self, count: int, timeout: float = 30) -> list[EmailMessage]:
+        from tests.workers import wait_for
+
+        wait_for(lambda: len(self.inbox.messages) >= count, timeout, message=f"{count} message(s) over SMTP")
+        return self.inbox.messages

@@ -7,36 +7,17 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Permission, Role, User
+from app.models import Role, User
 from app.permissions import ADMIN_ROLE, HANGFIRE, HANGFIRE_READ_ONLY, ROLES, USERS
-from tests.conftest import csrf_token
-
-PASSWORD = "correct horse battery"
+from tests.helpers.accounts import make_role, permission_id, role_id_by_name, role_state, user_id, user_state
+from tests.helpers.web import PASSWORD, assert_login_redirect, csrf_for, csrf_token, sign_in, submit
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def sign_in(app, username: str, password: str = PASSWORD, environ_base: dict | None = None):
-    """A new test client (optionally with ``environ_base``, e.g. its address) signed in via /login."""
-    client = app.test_client()
-    client.environ_base.update(environ_base or {})
-    page = client.get("/login")
-    client.post("/login", data={"username": username, "password": password,
-                                "csrf_token": csrf_token(page.get_data(True))})
-    return client
-
-
 def is_signed_in(client) -> bool:
     """True when ``client`` holds a session the admin accepts."""
     return client.get("/admin/").status_code == 200
-
-
-def csrf_for(client) -> str:
-    """A valid CSRF token for ``client``'s session: from the admin home, or the login page."""
-    page = client.get("/admin/")
-    if page.status_code != 200:
-        page = client.get("/login")
-    return csrf_token(page.get_data(True))
 
 
 def delete_row(client, view: str, row_id: int, **kwargs):
@@ -45,81 +26,12 @@ def delete_row(client, view: str, row_id: int, **kwargs):
     return client.post(f"/admin/{view}/delete/", data=data, **kwargs)
 
 
-def submit(client, path: str, data: dict, **kwargs):
-    """GET the form at ``path`` and POST ``data`` back to it with the page's CSRF token."""
-    token = csrf_token(client.get(path).get_data(True))
-    return client.post(path, data={**data, "csrf_token": token}, **kwargs)
-
-
-def make_role(app, name: str, permissions=(), description: str = "") -> int:
-    """Create a role holding ``permissions``; returns its id."""
-    with app.app_context():
-        role = Role(name=name, description=description)
-        role.permissions = [permission_row(p) for p in permissions]
-        db.session.add(role)
-        db.session.commit()
-        return role.id
-
-
-def permission_row(name: str) -> Permission:
-    """The Permission row called ``name`` (inside an app context)."""
-    return db.session.scalar(select(Permission).where(Permission.name == name))
-
-
-def permission_id(app, name: str) -> int:
-    """The id of the permission called ``name``."""
-    with app.app_context():
-        return permission_row(name).id
-
-
-def role_state(app, role_id: int) -> tuple[str, set[str]] | None:
-    """``(name, permission names)`` of a role, or None when it is gone."""
-    with app.app_context():
-        role = db.session.get(Role, role_id)
-        return None if role is None else (role.name, {p.name for p in role.permissions})
-
-
-def user_state(app, username: str) -> User | None:
-    """A detached copy of the user called ``username`` (or None)."""
-    with app.app_context():
-        user = db.session.scalar(select(User).where(User.username == username))
-        if user is not None:
-            db.session.expunge(user)
-        return user
-
-
-def user_id(app, username: str) -> int:
-    """The id of the user called ``username``."""
-    return user_state(app, username).id
-
-
-def role_id_by_name(app, name: str) -> int:
-    """The id of the role called ``name``."""
-    with app.app_context():
-        return Role.by_name(name).id
-
-
-def assert_login_redirect(response, path: str) -> None:
-    """``response`` sends the browser to the login page with ``next`` back to ``path``."""
-    from urllib.parse import quote
-
-    assert response.status_code == 302, response.status_code
-    assert response.headers["Location"] == "/login?next=" + quote(path, safe="")
-
-
 def user_form(username: str, email: str, *, password: str = "", active: bool = True, roles=()) -> dict:
     """Form data for the user create/edit form (without the CSRF token)."""
     data = {"username": username, "email": email, "new_password": password, "roles": [str(r) for r in roles]}
     if active:
         data["active"] = "y"
     return data
-
-
-@pytest.fixture
-def admin_client(app, make_user):
-    """A client signed in as ``root``, a member of the Admin role (every permission)."""
-    make_user("root", roles=[ADMIN_ROLE])
-    return sign_in(app, "root")
 
 
 # --- the seed flow: grant "Hangfire Dashboard" to a role through the form ----------------------

@@ -11,35 +11,7 @@ from sqlalchemy import select, update
 from app.auth.throttle import SignInThrottle, account_key, address_key
 from app.extensions import db
 from app.models import LoginThrottle, User, utcnow
-from tests.conftest import csrf_token
-
-PASSWORD = "correct horse battery"
-
-
-def cookie_names(response) -> set[str]:
-    """Names of the cookies a response sets."""
-    return {header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")}
-
-
-def post_login(client, username, password=PASSWORD, next_url=None, address=None, remember=False):
-    """Submit the login form (with a fresh CSRF token), optionally from ``address``."""
-    headers = {"X-Forwarded-For": address} if address else {}
-    page = client.get("/login", headers=headers)
-    data = {"username": username, "password": password, "csrf_token": csrf_token(page.get_data(True))}
-    if remember:
-        data["remember"] = "y"
-    query = {"next": next_url} if next_url is not None else None
-    return client.post("/login", data=data, query_string=query, headers=headers)
-
-
-def session_csrf_token(client) -> str:
-    """A CSRF token for ``client``'s session, taken from the sign-in page before signing in."""
-    return csrf_token(client.get("/login").get_data(True))
-
-
-def sign_out(client, token: str):
-    """Post the logout form with ``token``."""
-    return client.post("/logout", data={"csrf_token": token})
+from tests.helpers.web import PASSWORD, cookie_names, csrf_for, csrf_token, post_login, sign_out
 
 
 def signed_in_username(client) -> str | None:
@@ -129,7 +101,7 @@ def test_login_updates_last_login_at(app, make_user, login):
 
 def test_remember_cookie_only_when_asked(client, make_user):
     make_user("alice")
-    token = session_csrf_token(client)
+    token = csrf_for(client)
     assert "remember_token" not in cookie_names(post_login(client, "alice"))
     sign_out(client, token)
     assert "remember_token" in cookie_names(post_login(client, "alice", remember=True))
@@ -166,7 +138,7 @@ def test_logout_requires_csrf_token(client, make_user, login):
 
 def test_logout_signs_out_and_clears_remember_cookie(client, make_user):
     make_user("alice")
-    token = session_csrf_token(client)
+    token = csrf_for(client)
     post_login(client, "alice", remember=True)
     response = sign_out(client, token)
     assert response.status_code == 302
@@ -274,7 +246,7 @@ def test_address_locked_after_max_failures(small_limits, client, make_user):
 
 def test_success_clears_account_failures(small_limits, client, make_user):
     make_user("alice")
-    token = session_csrf_token(client)
+    token = csrf_for(client)
     post_login(client, "alice", "wrong")
     post_login(client, "alice", "wrong")
     assert post_login(client, "alice").status_code == 302
@@ -321,7 +293,7 @@ def test_refused_attempts_are_not_counted(small_limits, app, client, make_user):
 def test_concurrent_failures_are_all_counted(app):
     """Many workers failing at once: no lost increment, no error on the first insert."""
     workers = 8
-    barrier = threading.Barrier(workers)
+    barrier = threading.Barrier(workers, timeout=30)
     errors = []
 
     def fail_once():
@@ -339,7 +311,8 @@ def test_concurrent_failures_are_all_counted(app):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "a sign-in thread hung"
     assert errors == []
     with app.app_context():
         counts = dict(db.session.execute(select(LoginThrottle.key, LoginThrottle.failures)).all())

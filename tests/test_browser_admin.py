@@ -9,7 +9,6 @@ from app.models import Role
 from app.permissions import ADMIN_ROLE, HANGFIRE
 from tests.browser import screenshot, sign_in
 
-PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +33,7 @@ def test_admin_grants_dashboard_to_role(app, make_user, new_page):
     make_user("nina")
 
     admin = new_page()
-    sign_in(admin, "root", PASSWORD)
+    sign_in(admin, "root")
     admin.get_by_role("link", name="Configuration").click()
     admin.get_by_role("link", name="Roles").click()
     expect(admin).to_have_url("/admin/role/")
@@ -48,7 +47,7 @@ def test_admin_grants_dashboard_to_role(app, make_user, new_page):
     assert role_permissions(app, "Operators") == {HANGFIRE}
 
     operator = new_page()
-    sign_in(operator, "olivia", PASSWORD)
+    sign_in(operator, "olivia")
     response = operator.goto("/hangfire")
     assert response.status == 200
     expect(operator.get_by_role("heading", name="Hangfire Dashboard")).to_be_visible()
@@ -56,5 +55,5 @@ def test_admin_grants_dashboard_to_role(app, make_user, new_page):
     screenshot(operator, "hangfire")
 
     outsider = new_page()
-    sign_in(outsider, "nina", PASSWORD)
+    sign_in(outsider, "nina")
     assert outsider.goto("/hangfire").status == 403

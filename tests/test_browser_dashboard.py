@@ -6,35 +6,18 @@ and queues, each in light and dark mode).
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect
 
-from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY
+from app.permissions import HANGFIRE_READ_ONLY
 from tasks import lifecycle
-from tests.browser import DEFAULT_TIMEOUT_MS, screenshot, sign_in
-from tests.conftest import job_state
-from tests.test_admin import PASSWORD, make_role
-from tests.test_dashboard import SCRIPT, enqueue, failed_job, fail
+from tests.browser import DEFAULT_TIMEOUT_MS, screenshot, sign_in, watched_page
+from tests.helpers.ledger import SCRIPT, enqueue, fail, failed_job, job_state
 
 pytestmark = pytest.mark.browser
 NEEDLE = 0.271828  # demo.sleep's argument: what the operator searches for
 ACTION_NAMES = re.compile("Retry|Requeue|Run now|Delete|Pause|Resume|Enqueue|selected|matching")
-
-
-@pytest.fixture
-def app_config(app_config):
-    """Refresh live parts every second so the tests watch changes quickly."""
-    return {**app_config, "JOBS_DASHBOARD_REFRESH_SECONDS": 1}
-
-
-@pytest.fixture(name="operator")
-def operator_fixture(app, make_user):
-    """A user whose role holds "Hangfire Dashboard"."""
-    make_role(app, "Operators", permissions=[HANGFIRE])
-    make_user("olivia", roles=["Operators"])
-    return "olivia"
 
 
 def row_of(page, job_id: str):
@@ -47,7 +30,7 @@ def test_operator_finds_failed_job_retries_it_and_watches_it_succeed(app, operat
     decoy = failed_job(app, task="demo.sleep", args=(0.5,), message="disk full")
     start_worker()
     page = new_page()
-    sign_in(page, operator, PASSWORD)
+    sign_in(page, operator)
     page.goto("/hangfire")
     expect(page.get_by_test_id("count-failed")).to_contain_text("2")
     page.get_by_role("searchbox", name="Search jobs").fill(str(NEEDLE))
@@ -71,7 +54,7 @@ def test_operator_finds_failed_job_retries_it_and_watches_it_succeed(app, operat
 def test_dismissed_confirmation_changes_nothing(app, operator, new_page):
     job_id = failed_job(app)
     page = new_page()
-    sign_in(page, operator, PASSWORD)
+    sign_in(page, operator)
     page.goto("/hangfire/jobs/failed")
     page.once("dialog", lambda dialog: dialog.dismiss())
     row_of(page, job_id).get_by_role("checkbox").check()
@@ -84,7 +67,7 @@ def test_dismissed_confirmation_changes_nothing(app, operator, new_page):
 def test_selection_survives_live_refresh_and_bulk_selected(app, operator, new_page):
     ids = [failed_job(app) for _ in range(3)]
     page = new_page()
-    sign_in(page, operator, PASSWORD)
+    sign_in(page, operator)
     page.goto("/hangfire/jobs/failed")
     delete = page.get_by_role("button", name="Delete selected")
     expect(delete).to_be_disabled()
@@ -108,7 +91,7 @@ def is_refresh(request) -> bool:
 
 def test_refresh_pauses_while_the_tab_is_hidden(app, operator, new_page):
     page = new_page()
-    sign_in(page, operator, PASSWORD)
+    sign_in(page, operator)
     fetched = []
     page.on("request", lambda request: fetched.append(request.url) if is_refresh(request) else None)
     page.goto("/hangfire")
@@ -133,7 +116,7 @@ def test_read_only_user_sees_no_buttons(app, make_user, new_page):
     make_user("rita", permissions=[HANGFIRE_READ_ONLY])
     job_id = failed_job(app)
     page = new_page()
-    sign_in(page, "rita", PASSWORD)
+    sign_in(page, "rita")
     for url in ("/hangfire", "/hangfire/jobs/failed", f"/hangfire/job/{job_id}", "/hangfire/queues"):
         page.goto(url)
         expect(page.get_by_test_id("read-only")).to_be_visible()
@@ -149,7 +132,7 @@ def test_theme_follows_the_system_and_remembers_a_choice(browser, live_server, o
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     try:
         page = context.new_page()
-        sign_in(page, operator, PASSWORD)
+        sign_in(page, operator)
         page.goto("/hangfire")
         html = page.locator("html")
         expect(html).to_have_attribute("data-theme", "dark")
@@ -178,23 +161,6 @@ def seed_for_screenshots(app) -> str:
     job_id = enqueue(app, task="demo.sleep", args=(NEEDLE,))
     fail(app, job_id, "ValueError: could not reach the report store", kind="ValueError")
     return job_id
-
-
-@contextmanager
-def watched_page(browser, live_server, scheme: str, username: str):
-    """A signed-in page in ``scheme`` (1280×900); yields (page, errors): script errors and dialogs seen."""
-    context = browser.new_context(base_url=live_server.url, color_scheme=scheme,
-                                  viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
-    errors: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("dialog", lambda dialog: errors.append("dialog: " + dialog.message))  # a payload that ran
-        sign_in(page, username, PASSWORD)
-        yield page, errors
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

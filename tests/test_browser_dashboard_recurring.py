@@ -13,13 +13,8 @@ from playwright.sync_api import expect
 from app.extensions import db
 from tasks import lifecycle, recurring
 from tasks.recurring import RecurringJob
-from tests.browser import screenshot, sign_in
-from tests.conftest import job_state
-from tests.test_admin import PASSWORD
-from tests.test_browser_dashboard import app_config, operator_fixture  # noqa: F401  (1 s refresh; operator)
-from tests.test_browser_dashboard import watched_page
-from tests.test_dashboard import enqueue
-from tests.test_dashboard_recurring import nightly_fixture  # noqa: F401
+from tests.browser import screenshot, sign_in, watched_page
+from tests.helpers.ledger import enqueue, job_state
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.browser
@@ -51,7 +46,7 @@ def same_document(page) -> bool:
 def test_operator_watches_progress_and_cancels_a_running_job(app, operator, new_page, start_worker):
     job_id = start_progressing_job(app, start_worker)
     page = new_page()
-    sign_in(page, operator, PASSWORD)
+    sign_in(page, operator)
     page.goto(f"/hangfire/job/{job_id}")
     expect(page.get_by_test_id("job-state").first).to_have_text("Processing")
     mark_document(page)
@@ -75,7 +70,7 @@ def test_operator_watches_progress_and_cancels_a_running_job(app, operator, new_
 
 def test_operator_disables_a_recurring_job(app, operator, nightly, new_page):
     page = new_page()
-    sign_in(page, operator, PASSWORD)
+    sign_in(page, operator)
     page.goto("/hangfire")
     page.get_by_role("link", name="Recurring", exact=True).click()
     row = page.locator(f'tr[data-recurring-id="{nightly}"]')
@@ -92,7 +87,7 @@ def test_operator_disables_a_recurring_job(app, operator, nightly, new_page):
 
 def test_recurring_badge_follows_a_change_made_elsewhere(app, operator, nightly, new_page):
     page = new_page()
-    sign_in(page, operator, PASSWORD)
+    sign_in(page, operator)
     page.goto("/hangfire/recurring")
     mark_document(page)
     row = page.locator(f'tr[data-recurring-id="{nightly}"]')

@@ -8,7 +8,6 @@ Playwright can't start on a thread where another is still running.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -20,10 +19,9 @@ from app.extensions import db
 from app.permissions import ADMIN_ROLE
 from app.reports.models import Report
 from tasks.ledger import utcnow
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, DEFAULT_TIMEOUT_MS, live_server_fixture  # noqa: F401
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, DEFAULT_TIMEOUT_MS, require_chromium
 from tests.browser import screenshot, sign_in
 
-PASSWORD = "correct horse battery"
 DAYS = 10
 CHUNK_DELAY = "0.3"  # 10 chunks: about 3 s of visible progress
 
@@ -59,8 +57,7 @@ def drive_chromium(base_url: str, scenario: Callable) -> None:
 @pytest.fixture
 def in_chromium(live_server):
     """Run ``scenario(new_page)`` in Chromium against the live server, on a thread of its own."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    require_chromium()
 
     def run(scenario: Callable) -> None:
         with ThreadPoolExecutor(1, thread_name_prefix="chromium") as pool:
@@ -100,7 +97,7 @@ def test_user_generates_watches_and_downloads_a_report(app, make_user, in_chromi
 def generate_watch_download(app, runner, new_page) -> None:
     """Ann generates a report and downloads it; root finds its job and its email."""
     page = new_page()
-    sign_in(page, "ann", PASSWORD)
+    sign_in(page, "ann")
     page.get_by_role("link", name="Reports").click()
     expect(page).to_have_url("/reports")
     page.get_by_label("Job activity").check()
@@ -130,7 +127,7 @@ def generate_watch_download(app, runner, new_page) -> None:
         assert fh.readline().startswith("Day,Task,Jobs,Succeeded,Failed")
 
     admin = new_page()
-    sign_in(admin, "root", PASSWORD)
+    sign_in(admin, "root")
     find_job_in_dashboard(admin, runner, report.job_id)
     admin.goto("/admin/")
     admin.get_by_role("link", name="Outbox").click()

@@ -8,7 +8,8 @@ import pytest
 
 from app import create_app
 from app.config import DEV_SECRET_KEY, ConfigError, check, database_url, from_environment
-from tests.conftest import TEST_SECRET, csrf_token
+from tests.conftest import TEST_SECRET
+from tests.helpers.web import csrf_token
 
 LONG_SECRET = "a-production-secret-that-is-comfortably-over-32-bytes"
 

@@ -13,129 +13,19 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
-import tasks
 from admin import dashboard_data, dashboard_export
 from app.extensions import db
-from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY, USERS
 from tasks import commands, ledger, lifecycle, queries
-from tasks.audit import AuditEntry
-from tasks.ledger import Job, utcnow
+from tasks.ledger import utcnow
 from tasks.lifecycle import Transition
 from tasks.progress import logs_table
 from tasks.recurring import RecurringJob
-from tests.conftest import job_state
-from tests.test_admin import csrf_for, sign_in
+from tests.helpers.ledger import (IMG, SCRIPT, WORKER, enqueue, fail, failed_job, insert_failed_rows, job_state,
+                                  snapshot, transport_of)
+from tests.helpers.web import EXPECTED_GET, EXPECTED_POST, assert_escaped, csrf_for, post_form
 from tests.workers import wait_for
-
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(1)>'
-WORKER = "test-host:4242:beef"
-
-
-# --- seeding ---------------------------------------------------------------------------------
-
-def fail(app, job_id: str, message: str = "boom", kind: str = "tasks.demo.DemoFailure",
-         attempt: int = 1) -> None:
-    """Move an Enqueued job through Processing to Failed in the ledger (and out of the transport)."""
-    at, done = utcnow(), utcnow() + timedelta(milliseconds=30)
-    trace = f"Traceback (most recent call last):\n  File \"job.py\"\n{kind}: {message}"
-    failure = {"exception_type": kind, "exception_message": message, "exception_traceback": trace}
-    with app.app_context():
-        with db.engine.begin() as conn:
-            ledger.apply_strict(conn, [
-                Transition(job_id, lifecycle.PROCESSING, at, f"Attempt {attempt}",
-                           fields={"started_at": at, "worker": WORKER, "attempt": attempt},
-                           data={"worker": WORKER, "latency_ms": 7}),
-                Transition(job_id, lifecycle.FAILED, done, f"Failed: {kind}: {message}",
-                           fields={"finished_at": done, **failure},
-                           data={**failure, "attempt": attempt, "worker": WORKER, "duration_ms": 30}),
-            ])
-        app.extensions["jobs"].transport.remove([job_id])
-
-
-def enqueue(app, task: str = "demo.sleep", args=(0.01,), kwargs=None, **options) -> str:
-    """Enqueue one job outside a request; returns its id."""
-    with app.app_context():
-        return tasks.enqueue(task, list(args), kwargs or {}, **options)
-
-
-def failed_job(app, task: str = "demo.sleep", args=(0.01,), message: str = "boom", **options) -> str:
-    """A Failed job of ``task``."""
-    job_id = enqueue(app, task, args, **options)
-    fail(app, job_id, message)
-    return job_id
-
-
-@pytest.fixture(name="jobs")
-def jobs_fixture(app):
-    """One job per interesting state: enqueued, scheduled, failed, succeeded-ish (requeueable)."""
-    return {
-        "enqueued": enqueue(app, args=(1,)),
-        "scheduled": enqueue(app, args=(2,), delay=3600),
-        "failed": failed_job(app, message="kaput"),
-        "failed2": failed_job(app, task="demo.fail", args=("second",), message="second failure"),
-    }
-
-
-def insert_failed_rows(app, count: int, task: str = "demo.noop", queue: str = "parked",
-                       chunk: int = 10_000) -> None:
-    """Seed ``count`` Failed jobs fast: bulk INSERTs into jobs, job_states and job_counters."""
-    now = utcnow()
-    with app.app_context():
-        for start in range(0, count, chunk):
-            size = min(chunk, count - start)
-            rows = [failed_row(ledger.new_job_id(), task, queue, now) for _ in range(size)]
-            with db.engine.begin() as conn:
-                conn.execute(insert(ledger.jobs_table), rows)
-                conn.execute(insert(ledger.states_table), [
-                    {"job_id": r["id"], "state": lifecycle.FAILED, "reason": "seeded", "created_at": now,
-                     "data": "{}"} for r in rows])
-                ledger.add_counts(conn, {lifecycle.FAILED: len(rows)})
-
-
-def failed_row(job_id: str, task: str, queue: str, now) -> dict:
-    """A ``jobs`` row of a Failed job."""
-    return {"id": job_id, "task": task, "display_name": task, "queue": queue, "priority": 0, "args": "[]",
-            "kwargs": "{}", "state": lifecycle.FAILED, "state_reason": "seeded", "state_changed_at": now,
-            "attempt": 1, "max_attempts": 1, "created_at": now, "enqueued_at": now, "scheduled_for": None,
-            "started_at": now, "finished_at": now, "worker": None, "result": None, "exception_type": "Seeded",
-            "exception_message": "seeded failure", "exception_traceback": None, "enqueued_by": None}
-
-
-# --- people ------------------------------------------------------------------------------------
-
-USERS_BY_KIND = {"full": [HANGFIRE], "read_only": [HANGFIRE_READ_ONLY], "no_permission": [USERS]}
-
-
-@pytest.fixture(name="people")
-def people_fixture(app, make_user):
-    """Signed-in clients: ``full``, ``read_only``, ``no_permission``; ``anonymous`` is a fresh client."""
-    clients = {"anonymous": app.test_client()}
-    for kind, permissions in USERS_BY_KIND.items():
-        make_user(kind, permissions=permissions)
-        clients[kind] = sign_in(app, kind)
-    return clients
-
-
-def token_for(client) -> str:
-    """A CSRF token valid for ``client``'s session (the admin home, or the login page when anonymous)."""
-    return csrf_for(client)
-
-
-def post_form(client, url: str, data: dict | None = None, **kwargs):
-    """POST a form with ``client``'s CSRF token."""
-    return client.post(url, data={**(data or {}), "csrf_token": token_for(client)}, **kwargs)
-
-
-def snapshot(app) -> dict:
-    """Everything a dashboard action could change: job states, audit size, paused queues, transport."""
-    with app.app_context():
-        states = dict(db.session.execute(select(Job.id, Job.state)).all())
-        transport = app.extensions["jobs"].transport
-        return {"states": states, "audit": db.session.query(AuditEntry).count(), "paused": transport.paused(),
-                "held": transport.holds(sorted(states)), "queues": transport.queue_lengths()}
 
 
 def flashes(client, url: str = "/hangfire") -> str:
@@ -170,10 +60,6 @@ def form_actions(ids: dict) -> list[tuple[str, dict]]:
         ("/hangfire/queues/resume", {"queue": "default"}),
         ("/hangfire/enqueue", {"task": "demo.noop", "args": "[]", "kwargs": "{}"}),
     ]
-
-
-EXPECTED_GET = {"anonymous": 302, "no_permission": 403, "read_only": 200, "full": 200}
-EXPECTED_POST = {"anonymous": 302, "no_permission": 403, "read_only": 403, "full": 302}
 
 
 @pytest.mark.parametrize("kind", ["anonymous", "no_permission", "read_only", "full"])
@@ -245,7 +131,7 @@ def test_actions_without_csrf_token_are_refused(app, people, jobs):
 
 
 def test_actions_with_a_foreign_csrf_token_are_refused(app, people, jobs):
-    stolen = token_for(people["read_only"])
+    stolen = csrf_for(people["read_only"])
     response = people["full"].post("/hangfire/actions/requeue",
                                    data={"ids": [jobs["failed"]], "csrf_token": stolen})
     assert response.status_code == 400 and job_state(app, jobs["failed"]) == lifecycle.FAILED
@@ -261,13 +147,6 @@ def hostile(app):
         "display": failed_job(app, task="demo.sleep", args=(SCRIPT,), message=IMG),
         "kwargs": enqueue(app, task="demo.fail", args=(), kwargs={"message": SCRIPT + IMG}),
     }
-
-
-def assert_escaped(html: str, where: str) -> None:
-    """No payload appears raw; the script payload appears escaped."""
-    assert SCRIPT not in html, where
-    assert "<img src=x" not in html, where
-    assert "onerror=alert(1)>" not in html.replace("onerror=alert(1)&gt;", ""), where
 
 
 def test_payloads_are_escaped_everywhere(app, people, hostile):
@@ -305,11 +184,6 @@ def test_search_for_payload_in_audit_filter_is_escaped(app, people, jobs):
 
 
 # --- each action's effect on the ledger and the transport ------------------------------------
-
-def transport_of(app):
-    """The app's transport."""
-    return app.extensions["jobs"].transport
-
 
 def test_retry_selected_failed_job(app, people, jobs):
     before = transport_of(app).queue_lengths().get("default", 0)

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY
 from tasks import lifecycle, queries
-from tests.conftest import job_state
-from tests.test_dashboard import SCRIPT, failed_job, snapshot, token_for, transport_of
-from tests.test_dashboard import jobs_fixture, people_fixture  # noqa: F401
-from tests.test_dashboard_auth import assert_json_401, bearer_token
+from tests.helpers.ledger import job_state
+from tests.helpers.ledger import SCRIPT, failed_job, snapshot, transport_of
+from tests.helpers.web import assert_json_401, csrf_for
 
 API = "/hangfire/api"
 
@@ -32,25 +30,6 @@ def api_actions(ids: dict) -> list[tuple[str, dict]]:
     ]
 
 
-@pytest.fixture(name="bearer")
-def bearer_fixture(app, make_user):
-    """Bearer-token clients: ``full``, ``read_only``, ``outsider`` (no dashboard permission)."""
-    make_user("tom", permissions=[HANGFIRE])
-    make_user("rob", permissions=[HANGFIRE_READ_ONLY])
-    make_user("otto")
-    client = app.test_client()
-    headers = {kind: {"Authorization": f"Bearer {bearer_token(client, name)}"}
-               for kind, name in (("full", "tom"), ("read_only", "rob"), ("outsider", "otto"))}
-
-    def call(kind: str, method: str, url: str, **kwargs):
-        """One request as ``kind`` on a fresh, cookie-less client."""
-        return getattr(app.test_client(), method)(url, headers=headers[kind], **kwargs)
-
-    return call
-
-
-# --- the route walk -----------------------------------------------------------------------
-
 EXPECTED_READ = {"anonymous": 401, "no_permission": 403, "read_only": 200, "full": 200}
 EXPECTED_CHANGE = {"anonymous": {401}, "no_permission": {403}, "read_only": {403}, "full": {200, 201, 202}}
 
@@ -61,7 +40,7 @@ def test_api_route_walk_with_a_session(app, people, jobs, kind):
     wrong = [f"GET {url}: {r.status_code}" for url in api_reads(jobs)
              if (r := client.get(url)).status_code != EXPECTED_READ[kind] or not r.is_json]
     before = snapshot(app)
-    token = token_for(client)
+    token = csrf_for(client)
     for url, body in api_actions(jobs):
         response = client.post(url, json=body, headers={"X-CSRFToken": token})
         if response.status_code not in EXPECTED_CHANGE[kind] or not response.is_json:
@@ -104,7 +83,7 @@ def test_session_action_without_csrf_token_is_refused_with_403(app, people, jobs
 
 
 def test_session_action_with_csrf_header_works(app, people, jobs):
-    token = token_for(people["full"])
+    token = csrf_for(people["full"])
     response = people["full"].post(f"{API}/jobs/{jobs['failed']}/requeue", headers={"X-CSRFToken": token})
     assert response.status_code == 200 and response.get_json()["changed"] == [jobs["failed"]]
     assert job_state(app, jobs["failed"]) == lifecycle.ENQUEUED

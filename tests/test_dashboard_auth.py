@@ -17,24 +17,10 @@ from app import create_app
 from app.extensions import db
 from app.models import User
 from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY, USERS
-from tests.test_admin import PASSWORD, sign_in
+from tests.helpers.web import assert_json_401, bearer_token, sign_in
 
 REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
 LOCAL = {"REMOTE_ADDR": "127.0.0.1"}
-
-
-def bearer_token(client, username: str) -> str:
-    """An access token from ``POST /api/token``."""
-    response = client.post("/api/token", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.get_data(True)
-    return response.get_json()["access_token"]
-
-
-def assert_json_401(response) -> None:
-    """A 401 with a JSON error body and a bearer challenge."""
-    assert response.status_code == 401
-    assert response.is_json and "error" in response.get_json()
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 # --- the default chain: either dashboard permission -------------------------------------------

@@ -17,26 +17,13 @@ from tasks import lifecycle, recurring
 from tasks.audit import AuditEntry
 from tasks.ledger import Job, utcnow
 from tasks.recurring import RecurringJob
-from tests.conftest import fetch, job_state
-from tests.jobs import recurring_tick
-from tests.test_dashboard import EXPECTED_GET, EXPECTED_POST, SCRIPT, assert_escaped, enqueue, post_form
-from tests.test_dashboard import jobs_fixture, people_fixture  # noqa: F401
-from tests.test_dashboard_api import bearer_fixture  # noqa: F401
+from tests.helpers.ledger import fetch, job_state
+from tests.helpers.ledger import SCRIPT, enqueue
+from tests.helpers.web import EXPECTED_GET, EXPECTED_POST, assert_escaped, csrf_for, post_form
 from tests.workers import wait_for
 
-NIGHTLY = "tests.nightly"
 ACTIONS = ("trigger", "disable", "enable", "delete")
 KINDS = ["anonymous", "no_permission", "read_only", "full"]
-
-
-@pytest.fixture(name="nightly")
-def nightly_fixture(app):
-    """A recurring job declared in code (03:00 London time) and synced to the ledger; returns its id."""
-    recurring.recurring(NIGHTLY, cron="0 3 * * *", tz="Europe/London")(recurring_tick)
-    with app.app_context():
-        recurring.sync()
-    yield NIGHTLY
-    recurring.DEFINITIONS.pop(NIGHTLY, None)
 
 
 def row_of(app, recurring_id: str) -> RecurringJob | None:
@@ -204,16 +191,9 @@ def test_unknown_recurring_id_or_action_is_404(app, people, nightly):
                 action_url(nightly, "explode"), action_url("a/b", "delete")):
         assert post_form(people["full"], url).status_code == 404, url
         api = people["full"].post(url.replace("/hangfire/", "/hangfire/api/"),
-                                  headers={"X-CSRFToken": post_token(people["full"])})
+                                  headers={"X-CSRFToken": csrf_for(people["full"])})
         assert api.status_code == 404, url
     assert recurring_snapshot(app) == before
-
-
-def post_token(client) -> str:
-    """A CSRF token for ``client``'s session."""
-    from tests.test_dashboard import token_for
-
-    return token_for(client)
 
 
 def test_recurring_actions_need_a_csrf_token(app, people, nightly):

@@ -9,23 +9,13 @@ import pytest
 
 from app.extensions import db
 from app.models import Role
-from tasks import ArgumentError, UnknownTask, enqueue, enqueue_many, lifecycle
-from tasks.codec import Delivery
+from tasks import ArgumentError, UnknownTask, enqueue, enqueue_many
 from tasks.demo import noop, sleep
-from tasks.engine import outgoing
-from tasks.ledger import Job, NewJob, insert_jobs, new_job_id
+from tasks.ledger import Job
 from tasks.queries import history
-from tests.conftest import fetch, job_state
+from tests.helpers.ledger import insert_raw, job_state, load_job, transport_of
 from tests.jobs import always_fails, no_retry_on_permanent, whoami
 from tests.workers import wait_for
-
-
-def engine_of(app):
-    return app.extensions["jobs"]
-
-
-def load(app, job_id: str) -> Job:
-    return fetch(app, Job, job_id)
 
 
 def states(app, job_id: str) -> list[str]:
@@ -35,7 +25,7 @@ def states(app, job_id: str) -> list[str]:
 
 def wait_state(app, job_id: str, state: str, timeout: float = 20) -> Job:
     wait_for(lambda: job_state(app, job_id) == state, timeout, message=f"{job_id} to be {state}")
-    return load(app, job_id)
+    return load_job(app, job_id)
 
 
 def test_enqueue_runs_to_succeeded_with_timings(app, start_worker):
@@ -99,7 +89,7 @@ def test_delay_and_eta(app, start_worker):
 
 
 def started_order(app, ids):
-    jobs = [load(app, i) for i in ids]
+    jobs = [load_job(app, i) for i in ids]
     return [j.id for j in sorted(jobs, key=lambda j: (j.started_at, j.id))]
 
 
@@ -127,9 +117,9 @@ def test_transactional_enqueue_dispatches_after_commit(app):
     with app.test_request_context():
         db.session.add(Role(name="reporters"))
         job_id = noop.enqueue()
-        assert engine_of(app).transport.holds([job_id]) == set()  # not pushed before commit
+        assert transport_of(app).holds([job_id]) == set()  # not pushed before commit
         db.session.commit()
-    assert engine_of(app).transport.holds([job_id]) == {job_id}
+    assert transport_of(app).holds([job_id]) == {job_id}
     assert job_state(app, job_id) == "Enqueued"
 
 
@@ -137,9 +127,9 @@ def test_statement_writes_make_enqueue_transactional(app):
     with app.test_request_context():
         db.session.execute(db.update(Role).values(description="x"))
         job_id = noop.enqueue()
-        assert engine_of(app).transport.holds([job_id]) == set()
+        assert transport_of(app).holds([job_id]) == set()
         db.session.commit()
-    assert engine_of(app).transport.holds([job_id]) == {job_id}
+    assert transport_of(app).holds([job_id]) == {job_id}
 
 
 def test_transactional_enqueue_rolls_back_with_the_request(app):
@@ -149,14 +139,14 @@ def test_transactional_enqueue_rolls_back_with_the_request(app):
         job_id = noop.enqueue()
         db.session.rollback()
     assert job_state(app, job_id) is None
-    assert engine_of(app).transport.holds([job_id]) == set()
+    assert transport_of(app).holds([job_id]) == set()
 
 
 def test_enqueue_outside_a_transaction_is_immediate(app):
     with app.test_request_context():
         db.session.get(Role, 1)  # a read doesn't make the enqueue wait for a commit
         job_id = noop.enqueue()
-        assert engine_of(app).transport.holds([job_id]) == {job_id}
+        assert transport_of(app).holds([job_id]) == {job_id}
     assert job_state(app, job_id) == "Enqueued"
 
 
@@ -177,19 +167,6 @@ def test_bad_arguments_raise_at_enqueue_naming_the_argument(app):
         assert db.session.scalar(db.select(db.func.count()).select_from(Job)) == 0
 
 
-def insert_raw(app, task: str, payload: bytes | None = None) -> str:
-    """A ledger row plus a transport message that a worker can't run as-is."""
-    job_id = new_job_id()
-    with app.app_context():
-        with db.engine.begin() as conn:
-            insert_jobs(conn, [NewJob(job_id, task, task, "default", 0, [], {}, lifecycle.ENQUEUED, 1)])
-        message = outgoing(Delivery(job_id, task))
-        if payload is not None:
-            message.payload = payload
-        engine_of(app).transport.push([message])
-    return job_id
-
-
 def test_unknown_task_becomes_failed_and_worker_lives(app, start_worker):
     unknown = insert_raw(app, "reports.removed_last_release")
     worker = start_worker()
@@ -199,7 +176,7 @@ def test_unknown_task_becomes_failed_and_worker_lives(app, start_worker):
         after = noop.enqueue()
     wait_state(app, after, "Succeeded")
     assert worker.alive()
-    wait_for(lambda: engine_of(app).transport.holds([unknown]) == set(), timeout=5)
+    wait_for(lambda: transport_of(app).holds([unknown]) == set(), timeout=5)
 
 
 def test_undecodable_message_becomes_failed_and_worker_lives(app, start_worker):
@@ -223,7 +200,7 @@ def embedded_config(app_config):
 def test_embedded_sqlite_transport_end_to_end(embedded_config, app, start_worker):
     from tasks.transport import SqliteTransport
 
-    assert isinstance(engine_of(app).transport, SqliteTransport)
+    assert isinstance(transport_of(app), SqliteTransport)
     with app.app_context():
         ok = whoami.enqueue()
         later = noop.schedule(delay=1)
@@ -236,4 +213,4 @@ def test_embedded_sqlite_transport_end_to_end(embedded_config, app, start_worker
     for job_id in alpha:
         wait_state(app, job_id, "Succeeded")
     # messages are acknowledged right after their final state commits
-    wait_for(lambda: engine_of(app).transport.holds([ok, later, failing, *alpha]) == set(), timeout=5)
+    wait_for(lambda: transport_of(app).holds([ok, later, failing, *alpha]) == set(), timeout=5)

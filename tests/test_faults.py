@@ -16,12 +16,11 @@ from sqlalchemy import func, select, text
 from app.extensions import db
 from tasks import enqueue_many, lifecycle
 from tasks.ledger import Job
-from tests.conftest import job_state
+from tests.helpers.ledger import insert_raw, job_state
 from tests.jobs import tally
-from tests.test_engine import insert_raw
 from tests.workers import wait_for
 
-pytestmark = [pytest.mark.fault, pytest.mark.slow]
+pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(600)]
 
 FAST_RECOVERY = {"JOBS_DEAD_AFTER": "2", "JOBS_RECONCILE_INTERVAL": "2", "JOBS_RECONCILE_GRACE": "2"}
 

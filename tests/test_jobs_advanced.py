@@ -14,8 +14,7 @@ from tasks.demo import noop, sleep
 from tasks.ledger import Job
 from tasks.progress import job_logs
 from tasks.recurring import RecurringJob, due_runs, next_run, occurrences
-from tests.conftest import job_state
-from tests.test_engine import load
+from tests.helpers.ledger import job_state, load_job
 from tests.jobs import (always_fails, blocking_timeout, cooperative_timeout, exclusive, progressing,
                         recurring_tick, unique_report)
 from tests.workers import wait_for
@@ -86,7 +85,7 @@ def test_recurring_sync_strict_catch_up_disable_and_trigger(app, tick_schedule):
         assert recurring.set_enabled("tests.every-second", False, now)
         assert recurring.run_due(now + timedelta(minutes=5)) == []
         job_id = recurring.trigger("tests.every-second", by="ops")
-        assert load(app, job_id).recurring_id == "tests.every-second"
+        assert load_job(app, job_id).recurring_id == "tests.every-second"
         recurring.DEFINITIONS.pop("tests.every-second")
         assert recurring.sync(now) == {"added": 0, "changed": 0, "removed": 1}
         assert recurring.trigger("tests.every-second") is None
@@ -118,9 +117,9 @@ def test_progress_and_log_lines_are_recorded(app, start_worker):
     with app.app_context():
         job_id = progressing.enqueue(4, 0.3)
     start_worker()
-    wait_for(lambda: (load(app, job_id).progress or 0) > 0, message="progress reported")
+    wait_for(lambda: (load_job(app, job_id).progress or 0) > 0, message="progress reported")
     wait_for(lambda: job_state(app, job_id) == lifecycle.SUCCEEDED)
-    job = load(app, job_id)
+    job = load_job(app, job_id)
     assert job.progress == 100 and job.progress_message == "step 4"
     with app.app_context():
         lines = [line.message for line in job_logs(job_id)]
@@ -137,7 +136,7 @@ def test_cancel_stops_a_running_job_which_ends_deleted(app, start_worker):
     cancelled_at = time.monotonic()
     wait_for(lambda: job_state(app, job_id) == lifecycle.DELETED, timeout=10)
     assert time.monotonic() - cancelled_at < 5
-    assert load(app, job_id).state_reason == "Cancelled: Cancelled by ops"
+    assert load_job(app, job_id).state_reason == "Cancelled: Cancelled by ops"
 
 
 def test_cancel_of_a_waiting_job_deletes_it(app):
@@ -155,7 +154,7 @@ def test_timeout_fails_the_attempt_and_follows_the_retry_policy(app, start_worke
         job_id = task.enqueue(30)
     start_worker(processes=processes, concurrency=1)
     wait_for(lambda: job_state(app, job_id) == lifecycle.FAILED, timeout=30)
-    job = load(app, job_id)
+    job = load_job(app, job_id)
     assert job.attempt == 2 and job.exception_type == "tasks.progress.JobTimeout"
     assert job.exception_message == "timed out after 1s"
     assert [s for s in history_states(app, job_id) if s != "Enqueued"] == ["Processing", "Scheduled",
@@ -182,7 +181,7 @@ def test_mutexed_jobs_never_overlap(app, start_worker):
     start_worker(concurrency=4)
     for job_id in ids + [free]:
         wait_for(lambda: job_state(app, job_id) == lifecycle.SUCCEEDED, timeout=30)
-    spans = sorted((load(app, i).started_at, load(app, i).finished_at) for i in ids)
+    spans = sorted((load_job(app, i).started_at, load_job(app, i).finished_at) for i in ids)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
     with app.app_context():
         waited = [h for i in ids for h in queries.history(i) if h.reason.startswith("Waiting for mutex")]
@@ -201,10 +200,10 @@ def test_continuation_runs_only_after_its_parent(app, start_worker):
             noop.enqueue_after("nope")
     start_worker(JOBS_BACKOFF_SCALE="0.01")
     wait_for(lambda: job_state(app, child) == lifecycle.SUCCEEDED)
-    assert load(app, child).started_at >= load(app, parent).finished_at
+    assert load_job(app, child).started_at >= load_job(app, parent).finished_at
     wait_for(lambda: job_state(app, skipped) == lifecycle.DELETED, timeout=30)
     wait_for(lambda: job_state(app, always) == lifecycle.SUCCEEDED)
-    assert "continuation skipped" in load(app, skipped).state_reason
+    assert "continuation skipped" in load_job(app, skipped).state_reason
     with app.app_context():
         late = noop.enqueue_after(parent)  # parent already finished: runs straight away
     wait_for(lambda: job_state(app, late) == lifecycle.SUCCEEDED)

@@ -13,7 +13,7 @@ from tasks.ledger import apply_strict, counts
 from tasks.lifecycle import IllegalTransition, Transition
 from tasks.queries import BadCursor, JobFilter
 from tasks.retry import RetryPolicy, hangfire_backoff, policy
-from tests.conftest import job_state
+from tests.helpers.ledger import job_state
 from tests.jobs import always_fails
 
 

@@ -13,7 +13,7 @@ from tasks.demo import noop
 from tasks.ledger import Job, fold_throughput, throughput_table, utcnow
 from tasks.queries import JobFilter
 from tasks.recovery import expire_finished, reconcile
-from tests.conftest import job_state
+from tests.helpers.ledger import job_state
 from tests.jobs import always_fails, whoami
 from tests.workers import wait_for
 

@@ -8,11 +8,9 @@ import os
 import ssl
 import subprocess
 import time
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from app import create_app
@@ -22,9 +20,9 @@ from app.mail.message import attachment_path, compose, message_id
 from app.mail.transport import SmtpTransport, parse_mail_url
 from app.permissions import ADMIN_ROLE, OUTBOX
 from tasks import lifecycle
-from tests.conftest import job_state
-from tests.services import free_port
-from tests.test_admin import sign_in
+from tests.helpers.ledger import attempts, job_state
+from tests.helpers.web import sign_in
+from tests.services import SmtpServer
 from tests.workers import wait_for
 
 SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret pass"
@@ -32,68 +30,11 @@ SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret pass"
 
 # --- a real SMTP server in the test process ------------------------------------------------------
 
-class Inbox:
-    """aiosmtpd handler keeping every accepted message (parsed) with its envelope and session facts."""
-
-    def __init__(self):
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[dict] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(message_from_bytes(envelope.original_content or envelope.content,
-                                                policy=policy.default))
-        self.envelopes.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                               "tls": session.ssl is not None,
-                               "login": getattr(session.auth_data, "login", None)})
-        return "250 Message accepted"
-
-
 def check_password(server, session, envelope, mechanism, auth_data):
     """Accept only SMTP_USER / SMTP_PASSWORD."""
     ok = (isinstance(auth_data, LoginPassword) and auth_data.login == SMTP_USER.encode()
           and auth_data.password == SMTP_PASSWORD.encode())
     return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
-
-
-class SmtpServer:
-    """An aiosmtpd server on a fixed port that tests may start late, stop and restart."""
-
-    def __init__(self, port: int | None = None, **options):
-        self.port = port or free_port()
-        self.inbox = Inbox()
-        self.options = options
-        self.controller: Controller | None = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?timeout=5"
-
-    def start(self) -> "SmtpServer":
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **self.options)
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def __enter__(self) -> "SmtpServer":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    def wait_for_messages(self, count: int, timeout: float = 30) -> list[EmailMessage]:
-        wait_for(lambda: len(self.inbox.messages) >= count, timeout, message=f"{count} message(s) over SMTP")
-        return self.inbox.messages
-
-
-@pytest.fixture
-def smtp_server():
-    """A running SMTP server (no TLS, no auth) on a free port."""
-    with SmtpServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -301,14 +242,6 @@ def test_an_email_job_run_twice_sends_once(app, runner, start_worker, smtp_serve
     wait_for(lambda: job_state(app, second) == lifecycle.SUCCEEDED, message="duplicate job")
     time.sleep(0.5)
     assert len(smtp_server.inbox.messages) == 1
-
-
-def attempts(app, job_id: str) -> int:
-    from tasks.queries import get_job
-
-    with app.app_context():
-        job = get_job(job_id)
-        return job.attempt if job else 0
 
 
 def failure_types(app, job_id: str) -> set[str]:

@@ -6,8 +6,7 @@ import pytest
 from app.extensions import db
 from app.models import User
 from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY, ROLES, USERS
-
-PASSWORD = "correct horse battery"
+from tests.helpers.web import PASSWORD
 
 
 @pytest.fixture

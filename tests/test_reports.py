@@ -22,9 +22,9 @@ from tasks import enqueue, lifecycle
 from tasks.ledger import Job, utcnow
 from tasks.progress import job_logs
 from tasks.queries import history
-from tests.conftest import csrf_token, fetch, job_state
-from tests.test_admin import sign_in
-from tests.test_mail import SmtpServer, attempts, smtp_server  # noqa: F401  (fixture)
+from tests.helpers.ledger import attempts, fetch, job_state
+from tests.helpers.web import csrf_token, sign_in
+from tests.services import SmtpServer
 from tests.workers import wait_for
 
 REPORT_QUEUES = "default,reports,email"

@@ -12,19 +12,13 @@ from app.auth.tokens import ALGORITHM, ExpiredToken, TokenError, issue_token, si
 from app.extensions import db
 from app.models import User
 from app.permissions import HANGFIRE
-from tests.conftest import TEST_SECRET, csrf_token
-
-PASSWORD = "correct horse battery"
+from tests.conftest import TEST_SECRET
+from tests.helpers.web import PASSWORD, bearer, csrf_token
 
 
 def request_token(client, username, password=PASSWORD, **headers):
     """``POST /api/token`` with JSON credentials."""
     return client.post("/api/token", json={"username": username, "password": password}, headers=headers)
-
-
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header carrying ``token``."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 def signed(claims: dict, key: bytes | str = TEST_SECRET, algorithm: str = ALGORITHM) -> str:
