@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
+from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.menu import MenuCategory, MenuView
 from flask_admin.model import typefmt
@@ -109,6 +110,7 @@ class PermissionModelView(ModelView):
         """Refuse a deletion the rules forbid (inline delete button and bulk delete alike)."""
         self.delete_refusal(model)
 
+    @action("delete", "Delete", "Are you sure you want to delete selected records?")
     def action_delete(self, ids: tuple[str, ...]) -> None:
         """Bulk delete: every selected row or none of them (one refused row refuses the lot)."""
         try:
