@@ -90,11 +90,8 @@ class PermissionModelView(ModelView):
 
     def get_one(self, id: Any) -> Any:
         """The row with primary key ``id``; None for anything that isn't an id a column can hold."""
-        try:
-            number = int(id)
-        except (TypeError, ValueError):
-            return None
-        return super().get_one(str(number)) if 0 < number <= MAX_ID else None
+        number = row_id(id)
+        return None if number is None else super().get_one(str(number))
 
     def get_list(self, page: int | None, *args: Any, **kwargs: Any) -> Any:
         """One page of rows; a page number out of range is an empty page, never a database error."""
@@ -113,18 +110,28 @@ class PermissionModelView(ModelView):
     @action("delete", "Delete", "Are you sure you want to delete selected records?")
     def action_delete(self, ids: tuple[str, ...]) -> None:
         """Bulk delete: every selected row or none of them (one refused row refuses the lot)."""
+        numbers = [number for number in map(row_id, ids) if number is not None]
         try:
-            self.check_bulk_delete(self.get_one(pk) for pk in ids)
+            self.check_bulk_delete(self.get_one(pk) for pk in numbers)
         except GrantRefused as refused:
             flash(f"Nothing was deleted. {refused}", "error")
             return
-        super().action_delete(ids)
+        super().action_delete(tuple(numbers))  # as integers: PostgreSQL won't compare ids with text
 
     def check_bulk_delete(self, models: Iterable[Any]) -> None:
         """Raise GrantRefused unless every one of ``models`` may be deleted."""
         for model in models:
             if model is not None:
                 self.delete_refusal(model)
+
+
+def row_id(value: Any) -> int | None:
+    """``value`` as a row id an INTEGER column can hold, else None."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= MAX_ID else None
 
 
 def permission_names(view: Any, context: Any, model: Any, name: str) -> str:

@@ -1,8 +1,8 @@
 """Limits on what a request may carry, checked before any view sees it.
 
 * JSON bodies are parsed by :class:`BoundedRequest`: malformed JSON, JSON nested deeper than
-  ``JSON_MAX_DEPTH`` and strings holding NUL all answer 400 ``invalid JSON: ...``, whichever
-  view reads the body (the token API, the dashboard's JSON API).
+  ``JSON_MAX_DEPTH`` and strings holding NUL or a lone surrogate all answer 400 ``invalid JSON: ...``, whichever
+  view reads the body (the token API, the dashboard's JSON API), even one asking ``silent=True``.
 * NUL characters in the path, the query string or form fields answer 400 before the view runs:
   PostgreSQL refuses them in text, and no name, address or search term holds one.
 * Bodies over ``MAX_CONTENT_LENGTH`` answer 413 (Flask's own check).
@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from flask import Flask, Request, current_app, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
 from app.web import is_api_request
@@ -48,13 +48,24 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def holds_nul(value: Any) -> bool:
-    """True when any string in ``value`` (keys included) contains a NUL character."""
+def unstorable(text: str) -> bool:
+    """True for text no database column takes: a NUL, or a lone surrogate (not UTF-8 at all)."""
+    if NUL in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def holds_unstorable_text(value: Any) -> bool:
+    """True when any string in ``value`` (keys included) holds a NUL or a lone surrogate."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if NUL in item:
+            if unstorable(item):
                 return True
         elif isinstance(item, dict):
             pending.extend(item.keys())
@@ -74,18 +85,22 @@ class BoundedRequest(Request):
         raise InvalidJSON(str(e).split(":")[0].lower()) from e
 
     def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
-        """The parsed body, refused (or None when ``silent``) when too deep or holding NUL."""
+        """The parsed body, bounded: too deep or holding NUL is refused even for ``silent`` callers,
+        and so is a body sent as JSON that doesn't parse (``silent`` only forgives an empty body
+        or one that isn't JSON at all, e.g. a form)."""
         try:
-            value = super().get_json(force=force, silent=silent, cache=cache)
-            check_json(value)
-        except RecursionError:
-            if silent:
-                return None
-            raise InvalidJSON(f"nested deeper than {max_depth()} levels") from None
-        except InvalidJSON:
+            value = super().get_json(force=force, silent=False, cache=cache)
+        except UnsupportedMediaType:
             if silent:
                 return None
             raise
+        except InvalidJSON:
+            if silent and not (self.is_json and self.get_data(cache=True).strip()):
+                return None
+            raise
+        except RecursionError:
+            raise InvalidJSON(f"nested deeper than {max_depth()} levels") from None
+        check_json(value)
         return value
 
 
@@ -95,11 +110,11 @@ def max_depth() -> int:
 
 
 def check_json(value: Any) -> None:
-    """Raise :class:`InvalidJSON` when ``value`` nests too deep or holds NUL."""
+    """Raise :class:`InvalidJSON` when ``value`` nests too deep or holds text no database takes."""
     if json_depth(value) > max_depth():
         raise InvalidJSON(f"nested deeper than {max_depth()} levels")
-    if holds_nul(value):
-        raise InvalidJSON("strings must not contain NUL (\\u0000)")
+    if holds_unstorable_text(value):
+        raise InvalidJSON("strings must not contain NUL (\\u0000) or lone surrogates (\\ud800-\\udfff)")
 
 
 def refuse_nul_characters() -> None:

@@ -2,6 +2,8 @@
  *
  * - Bulk actions: a menu item with data-action="<name>" runs Flask-Admin's modelActions.execute.
  * - A submit button with data-confirm="<question>" submits only when the person confirms.
+ * - Links to "javascript:void(0)" (Flask-Admin's menus and filter items) never navigate: their inline
+ *   onclick="return false;" is blocked by the policy, so this does its job.
  * - Exclusive choices: ticking a box with data-exclusive="<group>" unticks the others of its group
  *   ("Hangfire Dashboard" or "View only", never both).
  */
@@ -15,6 +17,8 @@
       window.modelActions.execute(item.getAttribute("data-action"));
       return;
     }
+    var inert = event.target.closest('a[href^="javascript:"]');
+    if (inert) { event.preventDefault(); }
     var button = event.target.closest("button[data-confirm]");
     if (button && !window.confirm(button.getAttribute("data-confirm"))) {
       event.preventDefault();
