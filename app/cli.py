@@ -5,7 +5,7 @@ import secrets
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
@@ -141,6 +141,7 @@ def sync_command() -> None:
 
 
 @click.command("setup")
+@with_appcontext
 def setup_command() -> None:
     """Migrate the database, sync permissions and seed the first admin (idempotent)."""
     upgrade()
