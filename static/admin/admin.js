@@ -2,8 +2,8 @@
  *
  * - Bulk actions: a menu item with data-action="<name>" runs Flask-Admin's modelActions.execute.
  * - A submit button with data-confirm="<question>" submits only when the person confirms.
- * - Links to "javascript:void(0)" (Flask-Admin's menus and filter items) never navigate: their inline
- *   onclick="return false;" is blocked by the policy, so this does its job.
+ * - Links to "javascript:void(0)" or "#" that open Flask-Admin's menus and filters never navigate
+ *   (the policy blocks javascript: URLs; templates/admin/model/layout.html dropped the inline onclick).
  * - Exclusive choices: ticking a box with data-exclusive="<group>" unticks the others of its group
  *   ("Hangfire Dashboard" or "View only", never both).
  */
@@ -17,7 +17,7 @@
       window.modelActions.execute(item.getAttribute("data-action"));
       return;
     }
-    var inert = event.target.closest('a[href^="javascript:"]');
+    var inert = event.target.closest('a[href^="javascript:"], a.filter[href="#"], a[data-toggle][href="#"]');
     if (inert) { event.preventDefault(); }
     var button = event.target.closest("button[data-confirm]");
     if (button && !window.confirm(button.getAttribute("data-confirm"))) {
