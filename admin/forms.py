@@ -67,8 +67,8 @@ class CheckboxGroupsWidget:
         if not option.alternatives:
             return f'<div class="form-check">{self.render_box(field, option)}</div>'
         group = f"{field.id}-{option.value}-choice"
-        boxes = "".join(f'<div class="form-check form-check-inline">{self.render_box(field, box, group)}</div>'
-                        for box in [option, *option.alternatives])
+        boxes = "".join(f'<div class="form-check form-check-inline">{self.render_box(field, box, group)}'
+                        '</div>' for box in [option, *option.alternatives])
         return (f'<div class="exclusive-choice mb-1" role="group" data-choice="{escape(group)}">{boxes}'
                 '<small class="form-text text-muted mt-0">Tick one, or neither for no access.</small></div>')
 

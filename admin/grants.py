@@ -54,7 +54,8 @@ def check_role_permissions(editor: User, before: set[str], after: set[str]) -> N
     """Refuse adding or removing a permission the editor doesn't hold."""
     lacking = (before ^ after) - held(editor)
     if lacking:
-        raise GrantRefused(f"You can't grant or take away permissions you don't hold: {display_names(lacking)}.")
+        raise GrantRefused("You can't grant or take away permissions you don't hold: "
+                           f"{display_names(lacking)}.")
 
 
 def check_manage_user(editor: User, target: User, action: str, holds: Iterable[str] | None = None) -> None:

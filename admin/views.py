@@ -163,6 +163,7 @@ class RoleView(PermissionModelView):
     column_searchable_list = ("name",)
     column_default_sort = "name"
     column_formatters = {"permissions": permission_names}
+
     def lock_permissions(self, form: Any, obj: Any = None) -> Any:
         """Disable the boxes the editor may not change (all of them for the Admin role)."""
         mine = held(current_user)

@@ -30,7 +30,8 @@ def check_database() -> str | None:
 def may_see_errors() -> bool:
     """True for an active, signed-in user who may open the jobs dashboard."""
     try:
-        return bool(current_user.is_authenticated and current_user.has_permission(HANGFIRE, HANGFIRE_READ_ONLY))
+        user = current_user
+        return bool(user.is_authenticated and user.has_permission(HANGFIRE, HANGFIRE_READ_ONLY))
     except Exception:  # noqa: BLE001 - with the database down nobody can be looked up
         db.session.rollback()
         return False

@@ -1,8 +1,8 @@
 """Limits on what a request may carry, checked before any view sees it.
 
 * JSON bodies are parsed by :class:`BoundedRequest`: malformed JSON, JSON nested deeper than
-  ``JSON_MAX_DEPTH`` and strings holding NUL or a lone surrogate all answer 400 ``invalid JSON: ...``, whichever
-  view reads the body (the token API, the dashboard's JSON API), even one asking ``silent=True``.
+  ``JSON_MAX_DEPTH`` and strings holding NUL or a lone surrogate all answer 400 ``invalid JSON: ...``,
+  whichever view reads the body (the token API, the dashboard's JSON API), even one asking ``silent=True``.
 * NUL characters in the path, the query string or form fields answer 400 before the view runs:
   PostgreSQL refuses them in text, and no name, address or search term holds one.
 * Bodies over ``MAX_CONTENT_LENGTH`` answer 413 (Flask's own check).
@@ -119,7 +119,8 @@ def check_json(value: Any) -> None:
 
 def refuse_nul_characters() -> None:
     """400 when the path, the query string or a form field holds a NUL character."""
-    if NUL in request.path or any(NUL in key or NUL in value for key, value in request.args.items(multi=True)):
+    in_args = any(NUL in key or NUL in value for key, value in request.args.items(multi=True))
+    if NUL in request.path or in_args:
         raise BadRequest("NUL characters are not allowed in URLs")
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         if any(NUL in key or NUL in value for key, value in request.form.items(multi=True)):

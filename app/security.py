@@ -62,7 +62,8 @@ def trust_proxies(app: Flask) -> None:
     """Believe ``X-Forwarded-*`` from ``TRUSTED_PROXIES`` hops, and only then."""
     hops = int(app.config.get("TRUSTED_PROXIES") or 0)
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_port=hops)  # type: ignore[method-assign]
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_port=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
 
 def init_app(app: Flask) -> None:

@@ -178,8 +178,8 @@ def test_unsafe_next_goes_to_the_landing_page(client, make_user, target):
     assert response.headers["Location"] == "/admin/"
 
 
-@pytest.mark.parametrize("target", ["/hangfire/jobs?state=failed", "/reports#report-3", "/admin/user/?search=a%2Fb",
-                                    "/reports?next=//evil.example"])
+@pytest.mark.parametrize("target", ["/hangfire/jobs?state=failed", "/reports#report-3",
+                                    "/admin/user/?search=a%2Fb", "/reports?next=//evil.example"])
 def test_relative_next_is_honoured(client, make_user, target):
     make_user("alice")
     response = post_login(client, "alice", next_url=target)
@@ -289,8 +289,8 @@ def test_address_locked_after_max_failures(small_limits, client, make_user):
     assert post_login(client, "alice", address="198.51.100.1").status_code == 302
 
 
-def test_failures_from_many_addresses_slow_the_account_down_instead_of_locking_it(small_limits, app, client,
-                                                                                   make_user):
+def test_failures_from_many_addresses_slow_the_account_down_instead_of_locking_it(
+        small_limits, app, client, make_user):
     """Past the slowdown limit each failure doubles the wait (1 s, 2 s, 4 s ... capped), and the
     owner signs in as soon as the short wait has passed: never a window-long lock."""
     make_user("alice")
@@ -301,7 +301,7 @@ def test_failures_from_many_addresses_slow_the_account_down_instead_of_locking_i
         until = account_row(app, "alice").locked_until
         waits.append(round((until - utcnow()).total_seconds()) if until and until > utcnow() else None)
     assert waits[:3] == [None, None, None]
-    assert waits[3:] == [1, 2, 4, 8, 16, 30, 30]  # from the 4th failure on; capped at LOGIN_THROTTLE_MAX_DELAY
+    assert waits[3:] == [1, 2, 4, 8, 16, 30, 30]  # from the 4th failure on, capped at the max delay
     slowed = post_login(client, "alice", address="198.51.100.9")
     assert slowed.status_code == 429 and int(slowed.headers["Retry-After"]) <= 30
     assert "try again in" in slowed.get_data(True) and "seconds" in slowed.get_data(True)

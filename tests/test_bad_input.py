@@ -146,13 +146,15 @@ def test_cli_and_form_refuse_the_same_email_addresses(app, runner, make_user):
 
     make_user("root", roles=[ADMIN_ROLE])
     admin = sign_in(app, "root")
-    for address in ("not-an-email", "ann@localhost", "ann@example.test", "ann@@example.com", "ann@exa mple.com"):
-        result = runner.invoke(args=["users", "create", "ann", "--email", address, "--password", "long enough"])
+    create = ["users", "create", "ann", "--password", "long enough", "--email"]
+    refused = ("not-an-email", "ann@localhost", "ann@example.test", "ann@@example.com", "ann@exa mple.com")
+    for address in refused:
+        result = runner.invoke(args=create + [address])
         assert result.exit_code != 0 and "Enter a valid email address." in result.output, address
         form = submit(admin, "/admin/user/new/", {"username": "ann", "email": address,
                                                   "new_password": "long enough", "active": "y"})
         assert "Enter a valid email address." in form.get_data(True), address
-    made = runner.invoke(args=["users", "create", "ann", "--email", "ann@example.com", "--password", "long enough"])
+    made = runner.invoke(args=create + ["ann@example.com"])
     assert made.exit_code == 0, made.output
     from tests.helpers.accounts import user_id
 

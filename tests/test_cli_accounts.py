@@ -48,8 +48,10 @@ def test_users_create_with_roles_signs_in(app, runner):
 @pytest.mark.parametrize("args, message", [
     (["carol", "--email", "carol@example.com", "--password", "short"], "password: A password has at least 8"),
     (["carol", "--email", "carol@localhost", "--password", PASSWORD], "email: Enter a valid email address."),
-    (["two words", "--email", "carol@example.com", "--password", PASSWORD], "username: A username can't contain"),
-    (["carol", "--email", "carol@example.com", "--password", PASSWORD, "--role", "Nope"], "no role named 'Nope'"),
+    (["two words", "--email", "carol@example.com", "--password", PASSWORD],
+     "username: A username can't contain"),
+    (["carol", "--email", "carol@example.com", "--password", PASSWORD, "--role", "Nope"],
+     "no role named 'Nope'"),
     (["root", "--email", "other@example.com", "--password", PASSWORD], "already exists"),
     (["other", "--email", "ROOT@example.com", "--password", PASSWORD], "already exists"),
 ])
@@ -62,7 +64,8 @@ def test_users_create_refuses_bad_input(app, runner, make_user, args, message):
 
 def test_seed_admin_creates_once_with_the_configured_password(app, runner):
     app.config["ADMIN_PASSWORD"] = "seeded admin password"
-    assert "created user admin with the password from ADMIN_PASSWORD" in ok(run(runner, "users", "seed-admin"))
+    created = ok(run(runner, "users", "seed-admin"))
+    assert "created user admin with the password from ADMIN_PASSWORD" in created
     assert ok(run(runner, "users", "seed-admin")).strip() == "user admin already exists"
     admin = user_state(app, "admin")
     assert admin.check_password("seeded admin password") and admin.email == "admin@example.com"
@@ -95,7 +98,8 @@ def test_roles_commands_refuse_bad_input(app, runner):
     fails(run(runner, "roles", "create", "x" * 65), "a role name has 1 to 64 characters")
     fails(run(runner, "roles", "grant", "Nope", HANGFIRE), "no role named 'Nope'")
     fails(run(runner, "roles", "grant", "Operators", "Pages.Nope"), "no permission named 'Pages.Nope'")
-    fails(run(runner, "roles", "revoke", ADMIN_ROLE, HANGFIRE), "the Admin role always holds every permission")
+    fails(run(runner, "roles", "revoke", ADMIN_ROLE, HANGFIRE),
+          "the Admin role always holds every permission")
     assert role_state(app, role_id_by_name(app, ADMIN_ROLE))[1] == set(REGISTRY)
 
 
@@ -137,7 +141,8 @@ def own_redis(tmp_path, app_config):
 
 def test_healthz_503_names_the_transport_when_redis_stops(own_redis, app, make_user):
     client = app.test_client()
-    assert client.get("/healthz").get_json() == {"status": "ok", "checks": {"database": "ok", "transport": "ok"}}
+    healthy = {"status": "ok", "checks": {"database": "ok", "transport": "ok"}}
+    assert client.get("/healthz").get_json() == healthy
     own_redis.stop()
     response = client.get("/healthz")
     assert response.status_code == 503

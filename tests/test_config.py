@@ -17,8 +17,8 @@ LONG_SECRET = "a-production-secret-that-is-comfortably-over-32-bytes"
 @pytest.fixture
 def clean_environ(monkeypatch):
     """No configuration variables inherited from the shell running the tests."""
-    for name in ("APP_ENV", "DYNO", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "JOBS_DASHBOARD_PATH", "PUBLIC_URL",
-                 "TRUSTED_HOSTS", "TRUSTED_PROXIES", "MAX_CONTENT_LENGTH"):
+    for name in ("APP_ENV", "DYNO", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "JOBS_DASHBOARD_PATH",
+                 "PUBLIC_URL", "TRUSTED_HOSTS", "TRUSTED_PROXIES", "MAX_CONTENT_LENGTH"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -87,7 +87,8 @@ def test_environment_values_are_parsed(tmp_path):
     assert config["JWT_EXPIRES"] == timedelta(minutes=10)
     assert (config["LOGIN_THROTTLE_MAX_FAILURES"], config["LOGIN_THROTTLE_IP_MAX_FAILURES"]) == (7, 70)
     assert config["LOGIN_THROTTLE_WINDOW"] == timedelta(minutes=1)
-    assert (config["LOGIN_THROTTLE_SLOWDOWN_AFTER"], config["LOGIN_THROTTLE_MAX_DELAY"]) == (3, timedelta(seconds=9))
+    assert config["LOGIN_THROTTLE_SLOWDOWN_AFTER"] == 3
+    assert config["LOGIN_THROTTLE_MAX_DELAY"] == timedelta(seconds=9)
     assert config["PUBLIC_URL"] == "https://jobs.example.com"
     assert config["TRUSTED_HOSTS"] == ["jobs.example.com", ".example.org"]
     assert (config["TRUSTED_PROXIES"], config["MAX_CONTENT_LENGTH"]) == (2, 1000)
@@ -98,8 +99,8 @@ def test_heroku_dyno_means_production(tmp_path):
 
 
 def test_production_cookie_flags(tmp_path):
-    config = from_environment(str(tmp_path), env={"APP_ENV": "production", "SECRET_KEY": LONG_SECRET,
-                                                   "PUBLIC_URL": "https://jobs.example.com"})
+    config = from_environment(str(tmp_path), env={
+        "APP_ENV": "production", "SECRET_KEY": LONG_SECRET, "PUBLIC_URL": "https://jobs.example.com"})
     for prefix in ("SESSION_COOKIE_", "REMEMBER_COOKIE_"):
         assert config[prefix + "SECURE"] is True
         assert config[prefix + "HTTPONLY"] is True

@@ -36,7 +36,8 @@ def role_form(name: str, permissions=(), description: str = "") -> dict:
 def edit_user(app, client, username: str, **form):
     """Submit the edit form of ``username`` (roles given by name)."""
     roles = [role_id_by_name(app, name) for name in form.pop("roles", ())]
-    return submit(client, f"/admin/user/edit/?id={user_id(app, username)}", user_form(username, roles=roles, **form))
+    path = f"/admin/user/edit/?id={user_id(app, username)}"
+    return submit(client, path, user_form(username, roles=roles, **form))
 
 
 def permission_ids(app, *names: str) -> list[int]:
@@ -100,7 +101,8 @@ def test_roles_editor_cannot_create_a_role_granting_what_he_lacks(app, cast):
 def test_roles_editor_cannot_widen_his_own_role(app, cast):
     own = role_id_by_name(app, "rolf-role")
     every = [name for name in REGISTRY if name != HANGFIRE_READ_ONLY]  # (not both dashboard choices)
-    response = submit(cast["rolf"], f"/admin/role/edit/?id={own}", role_form("rolf-role", permission_ids(app, *every)))
+    response = submit(cast["rolf"], f"/admin/role/edit/?id={own}",
+                      role_form("rolf-role", permission_ids(app, *every)))
     refused(response, "You can't grant or take away permissions you don't hold")
     assert role_state(app, own) == ("rolf-role", {ROLES})
     assert cast["rolf"].get("/admin/user/").status_code == 403
@@ -116,7 +118,8 @@ def test_roles_editor_cannot_take_away_what_he_lacks(app, cast):
 def test_roles_editor_grants_and_revokes_what_he_holds(app, cast):
     operators = role_id_by_name(app, "Operators")
     path = f"/admin/role/edit/?id={operators}"
-    assert submit(cast["hank"], path, role_form("Operators", permission_ids(app, HANGFIRE, ROLES))).status_code == 302
+    both = role_form("Operators", permission_ids(app, HANGFIRE, ROLES))
+    assert submit(cast["hank"], path, both).status_code == 302
     assert role_state(app, operators) == ("Operators", {HANGFIRE, ROLES})
     assert submit(cast["hank"], path, role_form("Operators", permission_ids(app, ROLES))).status_code == 302
     assert role_state(app, operators) == ("Operators", {ROLES})

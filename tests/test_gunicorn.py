@@ -56,7 +56,7 @@ class Site:
         return response
 
     def sign_in(self, username: str, password: str, client: str) -> int:
-        """Post the login form (with its CSRF token and session cookie) from ``client``; returns the status."""
+        """Post the login form (with its CSRF token and session cookie) from ``client``; the status."""
         page = self.request("GET", "/login", client=client)
         cookie = re.search(r"session=([^;]+)", page.getheader("Set-Cookie")).group(1)
         response = self.request("POST", "/login", client=client, cookie=f"session={cookie}",
@@ -73,8 +73,8 @@ def gunicorn(app_config, make_user):
                      TRUSTED_HOSTS=HOST, LOGIN_THROTTLE_IP_MAX_FAILURES="3", WEB_CONCURRENCY="2",
                      PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     log = open(os.path.join(app_config["INSTANCE_PATH"], "gunicorn.log"), "wb")
-    process = subprocess.Popen(procfile_web_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(procfile_web_command(port), cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
     site = Site(port)
 
     def ready() -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from werkzeug.routing import IntegerConverter
 
 from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY, OUTBOX, ROLES, USERS
 from tests.helpers.web import bearer, bearer_token, csrf_for, sign_in
@@ -93,7 +94,7 @@ def routes(app) -> list[tuple[str, str, str]]:
     """``(endpoint, method, path)`` for every rule and each of its GET/POST methods."""
     found = []
     for rule in app.url_map.iter_rules():
-        values = {arg: "1" if type(rule._converters[arg]).__name__ in ("IntegerConverter", "IdConverter") else "x"
+        values = {arg: "1" if isinstance(rule._converters[arg], IntegerConverter) else "x"
                   for arg in rule.arguments}
         path = rule.build(values, append_unknown=False)[1]
         for method in sorted(rule.methods & {"GET", "POST"}):
@@ -135,7 +136,8 @@ def call(app, caller: Caller, access: Access, method: str, path: str):
         client, headers = app.test_client(), bearer(caller.token)
         data = {}
     else:
-        client = sign_in(app, caller.username) if access.fresh_client and not caller.anonymous else caller.client
+        fresh = access.fresh_client and not caller.anonymous
+        client = sign_in(app, caller.username) if fresh else caller.client
         token = csrf_for(client)
         headers, data = {"X-CSRFToken": token}, {"csrf_token": token}
     if method == "GET":

@@ -34,7 +34,8 @@ def start_session(user: User, remember: bool) -> str:
     now = utcnow()
     config = current_app.config
     lifetime = config["REMEMBER_COOKIE_DURATION"] if remember else config["SESSION_LIFETIME"]
-    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now))
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id,
+                                                 UserSession.expires_at <= now))
     key = secrets.token_urlsafe(32)
     db.session.add(UserSession(key_hash=key_hash(key), user_id=user.id, created_at=now,
                                expires_at=now + lifetime))

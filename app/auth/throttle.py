@@ -109,7 +109,8 @@ class SignInThrottle:
 
     def record_success(self, now: datetime | None = None) -> None:
         """Clear the account's counters (not the address's) and purge expired counters."""
-        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_([self.account.key, self.pair.key])))
+        cleared = [self.account.key, self.pair.key]
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(cleared)))
         purge_expired(self.window, now or utcnow())
 
 

@@ -53,9 +53,11 @@ def attachment_kind(name: str) -> Callable[[Resolver], Resolver]:
 def resolve(spec: Any, recipients: list[str]) -> Attachment:
     """The file ``spec`` (``{"<kind>": <id>}``) names, authorized for every recipient."""
     if not isinstance(spec, dict) or len(spec) != 1:
-        raise AttachmentRefused(f'an attachment is one {{"<kind>": <id>}} pair, e.g. {{"report": 7}}; got {spec!r}')
+        raise AttachmentRefused(f'an attachment is one {{"<kind>": <id>}} pair, e.g. {{"report": 7}}; '
+                                f'got {spec!r}')
     [(kind, ref)] = spec.items()
     resolver = KINDS.get(kind)
     if resolver is None:
-        raise AttachmentRefused(f"unknown attachment kind {kind!r} (known: {', '.join(sorted(KINDS)) or 'none'})")
+        known = ", ".join(sorted(KINDS)) or "none"
+        raise AttachmentRefused(f"unknown attachment kind {kind!r} (known: {known})")
     return resolver(ref, list(recipients))

@@ -48,7 +48,9 @@ def attachments(report: Report) -> list[dict]:
 def may_receive(address: str, report: Report) -> bool:
     """True when the active user with email ``address`` owns the report or sees everyone's."""
     user = db.session.scalar(select(User).where(func.lower(User.email) == address.strip().lower()))
-    return user is not None and user.is_active and (user.id == report.user_id or user.has_permission(REPORTS_ALL))
+    if user is None or not user.is_active:
+        return False
+    return user.id == report.user_id or user.has_permission(REPORTS_ALL)
 
 
 @attachment_kind("report")
@@ -59,7 +61,8 @@ def report_attachment(report_id, recipients: list[str]) -> Attachment:
     report = db.session.get(Report, report_id)
     if report is None or report.state != READY:
         raise AttachmentMissing(f"report #{report_id} is not ready or no longer exists")
-    refused = [address for address in recipients if not isinstance(address, str) or not may_receive(address, report)]
+    refused = [address for address in recipients
+               if not isinstance(address, str) or not may_receive(address, report)]
     if refused:
         raise AttachmentRefused(f"report #{report_id} may not be sent to {', '.join(map(str, refused))}")
     if not attachable(report):
@@ -67,7 +70,8 @@ def report_attachment(report_id, recipients: list[str]) -> Attachment:
     path = storage.file_path(report.user_id, report.token, report.format)
     if not os.path.isfile(path):
         raise AttachmentMissing(f"the file of report #{report_id} no longer exists")
-    return Attachment(path=path, filename=download_name(report), content_type=storage.FORMATS[report.format][1])
+    return Attachment(path=path, filename=download_name(report),
+                      content_type=storage.FORMATS[report.format][1])
 
 
 def send_ready_email(report: Report) -> str:
