@@ -272,18 +272,14 @@ class UserView(PermissionModelView):
         if is_current_user(model):
             raise GrantRefused("You can't delete your own account.")
         check_manage_user(current_user, model, "delete")
+        if model.is_admin():
+            check_keeps_an_admin([model])
 
     def check_bulk_delete(self, models: Iterable[Any]) -> None:
-        """Every selected user may be deleted, and an active administrator remains."""
+        """Every selected user may be deleted, and an active administrator remains after all of them."""
         users = [model for model in models if model is not None]
         super().check_bulk_delete(users)
         check_keeps_an_admin([user for user in users if user.is_admin()])
-
-    def on_model_delete(self, model: Any) -> None:
-        """The row delete button: the rules, and the last administrator stays."""
-        self.delete_refusal(model)
-        if model.is_admin():
-            check_keeps_an_admin([model])
 
     @expose("/sign-out-everywhere/", methods=["POST"])
     def sign_out_everywhere(self):

@@ -32,22 +32,6 @@ class InvalidJSON(BadRequest):
         super().__init__(f"invalid JSON: {reason}")
 
 
-def json_depth(value: Any) -> int:
-    """How deeply ``value`` nests lists and objects (a scalar is 0), walked without recursion."""
-    deepest, pending = 0, [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        pending.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def unstorable(text: str) -> bool:
     """True for text no database column takes: a NUL, or a lone surrogate (not UTF-8 at all)."""
     if NUL in text:
@@ -59,20 +43,25 @@ def unstorable(text: str) -> bool:
     return False
 
 
-def holds_unstorable_text(value: Any) -> bool:
-    """True when any string in ``value`` (keys included) holds a NUL or a lone surrogate."""
-    pending = [value]
+def json_problem(value: Any, max_depth: int) -> str | None:
+    """Why the parsed JSON ``value`` can't be used (too deep, unstorable text), walked without recursion."""
+    pending = [(value, 0)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         if isinstance(item, str):
             if unstorable(item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
+                return "strings must not contain NUL (\\u0000) or lone surrogates (\\ud800-\\udfff)"
+            continue
+        if isinstance(item, dict):
+            children = [*item.keys(), *item.values()]
         elif isinstance(item, list):
-            pending.extend(item)
-    return False
+            children = item
+        else:
+            continue
+        if depth >= max_depth:
+            return f"nested deeper than {max_depth} levels"
+        pending.extend((child, depth + 1) for child in children)
+    return None
 
 
 class BoundedRequest(Request):
@@ -111,10 +100,9 @@ def max_depth() -> int:
 
 def check_json(value: Any) -> None:
     """Raise :class:`InvalidJSON` when ``value`` nests too deep or holds text no database takes."""
-    if json_depth(value) > max_depth():
-        raise InvalidJSON(f"nested deeper than {max_depth()} levels")
-    if holds_unstorable_text(value):
-        raise InvalidJSON("strings must not contain NUL (\\u0000) or lone surrogates (\\ud800-\\udfff)")
+    problem = json_problem(value, max_depth())
+    if problem:
+        raise InvalidJSON(problem)
 
 
 def refuse_nul_characters() -> None:
