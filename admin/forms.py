@@ -13,31 +13,39 @@ from flask_admin.form import BaseForm
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from wtforms import BooleanField, PasswordField, StringField
-from wtforms.validators import Email, InputRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from app.extensions import db
 from app.models import Permission, Role, User
 from app.permissions import REGISTRY
-
-PASSWORD_MIN_LENGTH = 8
+from app.validation import PASSWORD_MIN_LENGTH, email_problem, password_problem, username_problem
 
 
 @dataclass
 class CheckboxOption:
-    """One checkbox: submitted value, visible label, state and nested options."""
+    """One checkbox: submitted value, visible label, state, and the exclusive choices beside it.
+
+    ``locked`` shows the box disabled (the editor may not change it); a locked, ticked box is
+    still submitted (a hidden input), so saving the form keeps it.
+    """
 
     value: str
     label: str
     checked: bool
     title: str = ""
-    children: list["CheckboxOption"] = dataclass_field(default_factory=list)
+    locked: bool = False
+    submit_locked: bool = True
+    alternatives: list["CheckboxOption"] = dataclass_field(default_factory=list)
 
 
 class CheckboxGroupsWidget:
     """Render a field's ``option_groups()`` as Bootstrap 4 checkboxes, a fieldset per group.
 
     Every checkbox has its own ``<label for=...>`` holding the option's label, so
-    browsers (and Playwright's ``get_by_label``) find it by its visible text.
+    browsers (and Playwright's ``get_by_label``) find it by its visible text. An option
+    with alternatives is one exclusive choice: its box and theirs stand side by side, at
+    most one may be ticked (``static/admin/admin.js`` unticks the others; the field
+    refuses two), and none ticked means none of them.
     """
 
     def __call__(self, field: Any, **kwargs: Any) -> Markup:
@@ -51,37 +59,60 @@ class CheckboxGroupsWidget:
         legend = ""
         if name:
             legend = f'<legend class="col-form-label font-weight-bold pt-0">{escape(name)}</legend>'
-        items = "".join(self.render_option(field, option) for option in options)
+        items = "".join(self.render_choice(field, option) for option in options)
         return f'<fieldset class="checkbox-group mb-2">{legend}{items}</fieldset>'
 
-    def render_option(self, field: Any, option: CheckboxOption) -> str:
-        """One checkbox, its label and, indented below, its nested options."""
+    def render_choice(self, field: Any, option: CheckboxOption) -> str:
+        """One checkbox, or an exclusive choice: the option and its alternatives on one line."""
+        if not option.alternatives:
+            return f'<div class="form-check">{self.render_box(field, option)}</div>'
+        group = f"{field.id}-{option.value}-choice"
+        boxes = "".join(f'<div class="form-check form-check-inline">{self.render_box(field, box, group)}'
+                        '</div>' for box in [option, *option.alternatives])
+        return (f'<div class="exclusive-choice mb-1" role="group" data-choice="{escape(group)}">{boxes}'
+                '<small class="form-text text-muted mt-0">Tick one, or neither for no access.</small></div>')
+
+    def render_box(self, field: Any, option: CheckboxOption, group: str = "") -> str:
+        """The input, its hidden stand-in when locked and ticked, and its label."""
         input_id = f"{field.id}-{option.value}"
         checked = " checked" if option.checked else ""
-        title = f' title="{escape(option.title)}"' if option.title and option.title != option.label else ""
-        children = ""
-        if option.children:
-            nested = "".join(self.render_option(field, child) for child in option.children)
-            children = f'<div class="ml-4">{nested}</div>'
+        locked = " disabled" if option.locked else ""
+        exclusive = f' data-exclusive="{escape(group)}"' if group else ""
+        title = option.title if option.title != option.label else ""
+        if option.locked:
+            title = (title + " — " if title else "") + "you can't change this"
+        title_attr = f' title="{escape(title)}"' if title else ""
+        keep = ""
+        if option.locked and option.checked and option.submit_locked:
+            keep = f'<input type="hidden" name="{escape(field.name)}" value="{escape(option.value)}">'
         return (
-            '<div class="form-check">'
             f'<input class="form-check-input" type="checkbox" id="{escape(input_id)}" '
-            f'name="{escape(field.name)}" value="{escape(option.value)}"{checked}>'
-            f'<label class="form-check-label" id="{escape(input_id)}-label" for="{escape(input_id)}"{title}>'
-            f"{escape(option.label)}</label>{children}</div>"
+            f'name="{escape(field.name)}" value="{escape(option.value)}"{checked}{locked}{exclusive}>{keep}'
+            f'<label class="form-check-label" id="{escape(input_id)}-label" for="{escape(input_id)}"'
+            f'{title_attr}>{escape(option.label)}</label>'
         )
 
 
 class CheckboxListField(QuerySelectMultipleField):
-    """A many-to-many relation as a list of checkboxes (one group, no legend)."""
+    """A many-to-many relation as a list of checkboxes (one group, no legend).
+
+    ``is_locked(obj)`` (set by the view) tells which boxes the editor may not change;
+    ``all_locked`` shows every box disabled and submits none (the Admin role's permissions).
+    """
 
     widget = CheckboxGroupsWidget()
+    all_locked = False
+
+    def is_locked(self, obj: Any) -> bool:
+        """True when the editor may not tick or untick ``obj`` (default: every box is free)."""
+        return False
 
     def option(self, pk: str, obj: Any, label: str | None = None) -> CheckboxOption:
         """The checkbox of ``obj`` (label from ``get_label`` unless given)."""
         full_label = str(self.get_label(obj))
         return CheckboxOption(value=pk, label=label or full_label, checked=obj in (self.data or ()),
-                              title=full_label)
+                              title=full_label, locked=self.all_locked or self.is_locked(obj),
+                              submit_locked=not self.all_locked)
 
     def option_groups(self) -> list[tuple[str, list[CheckboxOption]]]:
         """``[(group name, options)]`` to render."""
@@ -89,7 +120,7 @@ class CheckboxListField(QuerySelectMultipleField):
 
 
 def relative_label(display_name: str, parent_display_name: str) -> str:
-    """A child permission's label shown under its parent: "Hangfire Dashboard (read-only)" → "Read-only"."""
+    """An alternative's label beside its parent: "Hangfire Dashboard (view only)" → "View only"."""
     if not display_name.startswith(parent_display_name):
         return display_name
     rest = display_name[len(parent_display_name):].strip().strip("()-:").strip()
@@ -97,15 +128,16 @@ def relative_label(display_name: str, parent_display_name: str) -> str:
 
 
 class PermissionsField(CheckboxListField):
-    """Permissions grouped by their group; a permission named ``<parent>.<x>`` nests under its parent.
+    """Permissions grouped by their group; a permission named ``<parent>.<x>`` is an exclusive
+    alternative to its parent ("Hangfire Dashboard" or "View only"), never a box under it.
 
-    A top-level checkbox's label is the permission's display name ("Hangfire Dashboard").
-    A nested one shows the part of its display name after the parent's ("Read-only")
-    and the full display name as its tooltip, so every label stays unique on the page.
+    A parent's label is its display name ("Hangfire Dashboard"); an alternative shows the part
+    of its display name after the parent's ("View only") and the full name as its tooltip, so
+    every label stays unique on the page.
     """
 
     def option_groups(self) -> list[tuple[str, list[CheckboxOption]]]:
-        """Options grouped by permission group, children nested under their parent."""
+        """Options grouped by permission group, alternatives beside their parent."""
         groups: dict[str, list[CheckboxOption]] = {}
         seen: dict[str, tuple[Permission, CheckboxOption]] = {}
         for pk, permission in self._get_object_list():
@@ -113,13 +145,25 @@ class PermissionsField(CheckboxListField):
             if parent is None:
                 option = self.option(pk, permission)
                 groups.setdefault(permission.group, []).append(option)
+                seen[permission.name] = (permission, option)
             else:
                 parent_permission, parent_option = parent
                 label = relative_label(permission.display_name, parent_permission.display_name)
-                option = self.option(pk, permission, label=label)
-                parent_option.children.append(option)
-            seen[permission.name] = (permission, option)
+                parent_option.alternatives.append(self.option(pk, permission, label=label))
         return list(groups.items())
+
+    def pre_validate(self, form: Any) -> None:
+        """Refuse ticking a permission together with one of its alternatives."""
+        super().pre_validate(form)
+        if self.all_locked:
+            return
+        names = {p.name for p in self.data or ()}
+        for name in sorted(names):
+            clash = {other for other in names if other != name and other.startswith(name + ".")}
+            if clash:
+                labels = sorted(p.display_name for p in self.data if p.name in clash | {name})
+                raise ValidationError("Choose one of " + " or ".join(f"“{label}”" for label in labels)
+                                      + ", not both.")
 
 
 def nearest_parent(name: str, seen: dict[str, Any]) -> Any | None:
@@ -162,6 +206,19 @@ def text_or_empty(value: Any) -> str:
     return strip(value) or ""
 
 
+class Checked:
+    """A WTForms validator from one of ``app.validation``'s ``*_problem`` rules (shared with the CLI)."""
+
+    def __init__(self, problem: Any) -> None:
+        self.problem = problem
+
+    def __call__(self, form: Any, field: Any) -> None:
+        """Raise ValidationError with the rule's message when the value breaks it."""
+        message = self.problem(field.data)
+        if message:
+            raise ValidationError(message)
+
+
 class UniqueIgnoringCase:
     """Refuse a value another row already holds in ``column`` (case-insensitively).
 
@@ -201,14 +258,13 @@ class UserForm(BaseForm):
 
     username = StringField(
         "Username",
-        validators=[InputRequired(), Length(max=64),
-                    Regexp(r"^[^\s@]+$", message="A username can't contain spaces or '@'."),
+        validators=[InputRequired(), Checked(username_problem),
                     UniqueIgnoringCase(User.username, "This username is already taken.")],
         filters=[strip],
     )
     email = StringField(
         "Email",
-        validators=[InputRequired(), Length(max=255), Email(message="Enter a valid email address."),
+        validators=[InputRequired(), Checked(email_problem),
                     UniqueIgnoringCase(User.email, "Another user already has this email address.")],
         filters=[strip],
     )
@@ -217,7 +273,7 @@ class UserForm(BaseForm):
     roles = CheckboxListField("Roles", query_factory=role_query, get_label="name")
     new_password = PasswordField(
         "New password",
-        validators=[Optional(), Length(min=PASSWORD_MIN_LENGTH, max=256)],
+        validators=[Optional(), Checked(password_problem)],
         description="Leave blank to keep the current password.",
     )
 
@@ -233,6 +289,6 @@ class UserCreateForm(UserForm):
 
     new_password = PasswordField(
         "Password",
-        validators=[InputRequired(), Length(min=PASSWORD_MIN_LENGTH, max=256)],
+        validators=[InputRequired(), Checked(password_problem)],
         description=f"At least {PASSWORD_MIN_LENGTH} characters.",
     )

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Mapping
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
 from app.extensions import csrf, db, login_manager, migrate
@@ -33,7 +32,6 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", app_config.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     app_config.check(app.config)
     configure_logging(app)
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
 
     from app import models  # noqa: F401  (register the tables with the metadata)
 
@@ -42,10 +40,13 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import auth, cli, health, mail, reports
+    from app import auth, cli, health, inputs, mail, reports, security
     from tasks import init_app as init_jobs
     from admin import init_admin
 
+    security.init_app(app)
+    inputs.init_app(app)
+    app.url_map.converters["id"] = inputs.IdConverter
     auth.init_app(app)
     health.init_app(app)
     init_jobs(app)

@@ -5,13 +5,14 @@ import secrets
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
 from app import permissions as registry
 from app.extensions import db
 from app.models import Permission, Role, User
+from app.validation import email_problem, password_problem, username_problem
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 roles_cli = AppGroup("roles", help="Manage roles and what they grant.")
@@ -46,11 +47,14 @@ def permission_or_fail(name: str) -> Permission:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--role", "roles", multiple=True, help="Role to assign; repeat for several.")
 def create_user(username: str, email: str, password: str, roles: tuple[str, ...]) -> None:
-    """Create a user with a password and roles."""
+    """Create a user with a password and roles (checked by the same rules as the admin's user form)."""
+    username, email = username.strip(), email.strip()
+    for field, problem in (("username", username_problem(username)), ("email", email_problem(email)),
+                           ("password", password_problem(password))):
+        if problem:
+            fail(f"{field}: {problem}")
     if User.by_login(username) or User.by_login(email):
         fail(f"a user with username {username!r} or email {email!r} already exists")
-    if len(password) < 8:
-        fail("password must be at least 8 characters")
     user = User(username=username, email=email)
     user.set_password(password)
     user.roles = [role_or_fail(name) for name in roles]
@@ -68,7 +72,7 @@ def seed_admin() -> str | None:
     if User.by_login("admin"):
         return None
     password = current_app.config.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-    user = User(username="admin", email="admin@localhost")
+    user = User(username="admin", email=current_app.config["ADMIN_EMAIL"])
     user.set_password(password)
     user.roles = [role_or_fail(registry.ADMIN_ROLE)]
     db.session.add(user)
@@ -93,6 +97,9 @@ def seed_admin_command() -> None:
 @click.option("--description", default="")
 def create_role(name: str, description: str) -> None:
     """Create an empty role."""
+    name = name.strip()
+    if not name or len(name) > 64:
+        fail("a role name has 1 to 64 characters")
     if Role.by_name(name):
         fail(f"role {name!r} already exists")
     db.session.add(Role(name=name, description=description))
@@ -134,6 +141,7 @@ def sync_command() -> None:
 
 
 @click.command("setup")
+@with_appcontext
 def setup_command() -> None:
     """Migrate the database, sync permissions and seed the first admin (idempotent)."""
     upgrade()

@@ -43,6 +43,23 @@ def app_env(env: Mapping[str, str]) -> str:
     return "production" if env.get("DYNO") else "development"
 
 
+def csv_list(raw: str | None) -> list[str] | None:
+    """``"a, b"`` → ``["a", "b"]``; None when unset or blank."""
+    items = [item.strip() for item in (raw or "").split(",") if item.strip()]
+    return items or None
+
+
+def hop_count(raw: str | None) -> int:
+    """``TRUSTED_PROXIES``: how many proxies in front of the app set ``X-Forwarded-*`` (0 = none)."""
+    try:
+        hops = int(raw or 0)
+    except ValueError:
+        raise ConfigError(f"TRUSTED_PROXIES must be a number of proxy hops, got {raw!r}") from None
+    if hops < 0:
+        raise ConfigError(f"TRUSTED_PROXIES must not be negative, got {hops}")
+    return hops
+
+
 def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) -> dict:
     """Build the configuration mapping from environment variables."""
     mode = app_env(env)
@@ -55,11 +72,20 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "jobs@localhost"),
         "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD") or None,
+        "ADMIN_EMAIL": env.get("ADMIN_EMAIL") or "admin@example.com",
         "JOBS_DASHBOARD_PATH": env.get("JOBS_DASHBOARD_PATH", "/hangfire").rstrip("/") or "/hangfire",
         "JWT_EXPIRES": timedelta(seconds=int(env.get("JWT_EXPIRES_SECONDS", "3600"))),
         "LOGIN_THROTTLE_MAX_FAILURES": int(env.get("LOGIN_THROTTLE_MAX_FAILURES", "5")),
         "LOGIN_THROTTLE_IP_MAX_FAILURES": int(env.get("LOGIN_THROTTLE_IP_MAX_FAILURES", "20")),
         "LOGIN_THROTTLE_WINDOW": timedelta(seconds=int(env.get("LOGIN_THROTTLE_WINDOW_SECONDS", "900"))),
+        "LOGIN_THROTTLE_SLOWDOWN_AFTER": int(env.get("LOGIN_THROTTLE_SLOWDOWN_AFTER", "10")),
+        "LOGIN_THROTTLE_MAX_DELAY": timedelta(seconds=int(env.get("LOGIN_THROTTLE_MAX_DELAY_SECONDS", "60"))),
+        "PUBLIC_URL": (env.get("PUBLIC_URL") or "").rstrip("/") or None,
+        "TRUSTED_HOSTS": csv_list(env.get("TRUSTED_HOSTS")),
+        "TRUSTED_PROXIES": hop_count(env.get("TRUSTED_PROXIES")),
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(2 * 1024 * 1024))),
+        "JSON_MAX_DEPTH": int(env.get("JSON_MAX_DEPTH", "32")),
+        "SESSION_LIFETIME": timedelta(hours=float(env.get("SESSION_LIFETIME_HOURS", "12"))),
         "SESSION_COOKIE_SECURE": secure_cookies,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -83,3 +109,8 @@ def check(config: Mapping) -> None:
             raise ConfigError("SECRET_KEY is the development default; set SECRET_KEY in production")
         if len(secret.encode()) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 bytes in production")
+        if not config.get("PUBLIC_URL"):
+            raise ConfigError("PUBLIC_URL must be set in production (links in emails are built from it)")
+    public_url = config.get("PUBLIC_URL")
+    if public_url and not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_URL must start with http:// or https://, got {public_url!r}")

@@ -1,10 +1,20 @@
-"""``GET /healthz``: is the database and the job transport reachable?"""
+"""``GET /healthz``: are the database and the job transport reachable?
+
+Anonymous callers (load balancers, uptime checks) learn only which component is down;
+the error text goes to the log, and to signed-in users who may open the jobs dashboard.
+"""
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, jsonify
+from flask_login import current_user
 from sqlalchemy import text
 
 from app.extensions import csrf, db
+from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY
+
+log = logging.getLogger(__name__)
 
 
 def check_database() -> str | None:
@@ -17,17 +27,34 @@ def check_database() -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
+def may_see_errors() -> bool:
+    """True for an active, signed-in user who may open the jobs dashboard."""
+    try:
+        user = current_user
+        return bool(user.is_authenticated and user.has_permission(HANGFIRE, HANGFIRE_READ_ONLY))
+    except Exception:  # noqa: BLE001 - with the database down nobody can be looked up
+        db.session.rollback()
+        return False
+
+
 def healthz():
     """200 with per-component status when everything answers, 503 otherwise."""
     from tasks import transport_error
 
     checks = {"database": check_database(), "transport": transport_error(current_app)}
+    for name, error in checks.items():
+        if error is not None:
+            log.warning("health check: %s unavailable: %s", name, error)
     healthy = all(error is None for error in checks.values())
+    detailed = not healthy and may_see_errors()
     body = {
         "status": "ok" if healthy else "unavailable",
-        "checks": {name: ("ok" if err is None else err) for name, err in checks.items()},
+        "checks": {name: "ok" if error is None else (error if detailed else "unavailable")
+                   for name, error in checks.items()},
     }
-    return jsonify(body), 200 if healthy else 503
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 200 if healthy else 503
 
 
 def init_app(app: Flask) -> None:

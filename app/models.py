@@ -1,6 +1,7 @@
 """Accounts: users, roles and the permissions roles grant."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
@@ -9,6 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
+from app.permissions import ADMIN_ROLE
+
+
+def new_stamp() -> str:
+    """A fresh random session stamp (or session key)."""
+    return secrets.token_urlsafe(24)
 
 
 def utcnow() -> datetime:
@@ -76,10 +83,20 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    #: changes whenever every session and token of the user must end (password, deactivation,
+    #: "Sign out everywhere"); bearer tokens carry it and die when it changes
+    session_stamp: Mapped[str] = mapped_column(String(32), default=new_stamp)
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, back_populates="users")
+
+    #: ``<id>:<session key>`` of the signed-in browser (not a column; see app.auth.signins)
+    login_id = None
 
     def __str__(self) -> str:
         return self.username
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and remember-me cookies."""
+        return self.login_id or str(self.id)
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
@@ -88,6 +105,10 @@ class User(UserMixin, db.Model):
     def set_password(self, password: str) -> None:
         """Hash and store ``password``."""
         self.password_hash = generate_password_hash(password)
+
+    def is_admin(self) -> bool:
+        """True when the user is active and a member of the Admin role."""
+        return self.active and any(role.name == ADMIN_ROLE for role in self.roles)
 
     def check_password(self, password: str) -> bool:
         """True when ``password`` matches the stored hash."""
@@ -121,3 +142,18 @@ class LoginThrottle(db.Model):
     failures: Mapped[int] = mapped_column(default=0)
     window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
+
+
+class UserSession(db.Model):
+    """One signed-in browser: the server's half of a session or remember-me cookie.
+
+    The cookie holds ``<user id>:<key>``; a request is signed in only while a row with
+    that key's hash exists for that user and hasn't expired. Signing out deletes the
+    row, so a copy of the cookie stops working; ending every session deletes them all.
+    """
+
+    __tablename__ = "user_sessions"
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

@@ -42,7 +42,7 @@ def define(name: str, display_name: str, group: str) -> PermissionDef:
 
 
 define(HANGFIRE, "Hangfire Dashboard", "Background jobs")
-define(HANGFIRE_READ_ONLY, "Hangfire Dashboard (read-only)", "Background jobs")
+define(HANGFIRE_READ_ONLY, "Hangfire Dashboard (view only)", "Background jobs")
 define(ROLES, "Roles", "Administration")
 define(USERS, "Users", "Administration")
 define(OUTBOX, "Outbox", "Administration")

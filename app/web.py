@@ -1,9 +1,11 @@
 """Small request helpers shared by the auth pages, the admin and the dashboard."""
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from flask import Request, request
+from flask import Request, request, url_for
+
+MAX_NEXT_LENGTH = 2048
 
 
 def wants_json(req: Request | None = None) -> bool:
@@ -17,18 +19,43 @@ def wants_json(req: Request | None = None) -> bool:
     return best == "application/json" and req.accept_mimetypes[best] > req.accept_mimetypes["text/html"]
 
 
-def safe_next_url(target: str | None, default: str) -> str:
-    """``target`` if it stays on this site (a relative path), else ``default``.
+def is_api_request(req: Request | None = None) -> bool:
+    """True when the caller expects JSON: a path under an ``/api/`` segment, or :func:`wants_json`."""
+    req = req or request
+    return "/api/" in req.path or wants_json(req)
 
-    Rejects absolute URLs to other hosts, scheme-relative ``//evil``, backslash
-    tricks and anything with a scheme other than this site's own.
+
+def landing_url() -> str:
+    """Where a signed-in person goes when no (safe) ``next`` says otherwise."""
+    return url_for("admin.index")
+
+
+def is_local_path(target: str) -> bool:
+    """True for a path on this site: starts with one ``/``, no backslash, no control character."""
+    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(c) < 32 or ord(c) == 127 for c in target))
+
+
+def safe_next_url(target: str | None, default: str | None = None) -> str:
+    """``target`` if it is a same-site relative path, else ``default`` (the landing page).
+
+    The one rule for every ``next`` (and Flask-Admin's ``url``): only ``/path?query``.
+    Scheme-relative ``//host``, ``////host``, ``/\\host``, absolute URLs, ``javascript:``,
+    control characters, and any of these percent-encoded (``/%2F%2Fhost``, ``/%5Chost``,
+    even encoded twice) fall back.
     """
-    if not target or "\\" in target or any(ord(c) < 32 for c in target):
-        return default
+    fallback = default if default is not None else landing_url()
+    if not target or len(target) > MAX_NEXT_LENGTH:
+        return fallback
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        host = urlsplit(urljoin(request.host_url, target))
-        if host.netloc != urlsplit(request.host_url).netloc or host.scheme not in ("http", "https"):
-            return default
-        return host.path + (f"?{host.query}" if host.query else "")
-    return target
+    if parts.scheme or parts.netloc or not is_local_path(target):
+        return fallback
+    path = parts.path
+    for _ in range(3):  # undo up to three layers of percent-encoding
+        decoded = unquote(path)
+        if not is_local_path(decoded):
+            return fallback
+        if decoded == path:
+            return target
+        path = decoded
+    return fallback

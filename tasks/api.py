@@ -46,6 +46,7 @@ class JobDefinition:
     unique: Any = None  # True (task + arguments), a key format string, or a callable
     unique_window: float = 86400.0
     mutex: str | None = None  # key format string: jobs with the same key never overlap
+    internal: bool = False  # enqueued by the application only: the dashboard doesn't offer or accept it
 
     @property
     def signature(self) -> inspect.Signature:
@@ -145,7 +146,7 @@ class JobFunction:
 def job(func: Callable | None = None, *, name: str | None = None, queue: str = DEFAULT_QUEUE,
         retries: int | None = None, backoff: Backoff = hangfire_backoff, priority: int = 0,
         only_on=(), except_on=(), display_name: str | None = None, timeout: float | None = None,
-        unique=None, unique_window: float = 86400.0, mutex: str | None = None) -> Any:
+        unique=None, unique_window: float = 86400.0, mutex: str | None = None, internal: bool = False) -> Any:
     """Register a function as a background job.
 
     ``retries`` counts retries after the first attempt (default 9, i.e. 10
@@ -157,7 +158,8 @@ def job(func: Callable | None = None, *, name: str | None = None, queue: str = D
     ``unique`` (True, a key format like ``"report:{0}"`` or a callable) makes an
     enqueue return the pending duplicate's id for ``unique_window`` seconds;
     ``mutex="key:{0}"`` keeps jobs with the same key from running at the same time
-    (a blocked one is rescheduled, not failed).
+    (a blocked one is rescheduled, not failed). ``internal=True`` marks a job only the
+    application enqueues (code and the CLI): the dashboard neither offers nor accepts it.
     """
 
     def register(fn: Callable) -> JobFunction:
@@ -174,7 +176,7 @@ def job(func: Callable | None = None, *, name: str | None = None, queue: str = D
             wants_context="context" in inspect.signature(fn).parameters,
             description=(inspect.getdoc(fn) or "").split("\n")[0],
             timeout=float(timeout) if timeout else None,
-            unique=unique, unique_window=float(unique_window), mutex=mutex,
+            unique=unique, unique_window=float(unique_window), mutex=mutex, internal=bool(internal),
         )
         REGISTRY[job_name] = definition
         return JobFunction(definition)

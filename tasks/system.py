@@ -16,7 +16,8 @@ def matching_ids(job_filter, after: str, limit: int = BATCH) -> list[str]:
     return list(db.session.scalars(query))
 
 
-@job(name="jobs.bulk_action", queue="default", retries=5, backoff=[5, 30, 120], display_name="Bulk {0}")
+@job(name="jobs.bulk_action", queue="default", retries=5, backoff=[5, 30, 120], display_name="Bulk {0}",
+     internal=True)
 def bulk_action(action: str, job_filter: dict, by: str | None, context: JobContext) -> dict:
     """Apply ``action`` (requeue, delete, trigger) to every job matching ``job_filter``, in batches.
 

@@ -65,16 +65,32 @@ def test_admin_grants_dashboard_through_role_form(app, make_user, admin_client):
     assert app.test_client().get("/hangfire").headers["Location"] == "/login?next=%2Fhangfire"
 
 
-def test_role_form_nests_read_only_under_dashboard(app, admin_client):
-    """The read-only permission sits under its parent, so each label is unique on the page."""
+def test_role_form_offers_dashboard_access_as_one_choice(app, admin_client):
+    """"Hangfire Dashboard" and "View only" stand side by side as one exclusive choice, each
+    label unique on the page: never a box under an unticked parent."""
     html = admin_client.get("/admin/role/new/").get_data(True)
-    read_only_id = permission_id(app, HANGFIRE_READ_ONLY)
-    label = f'for="permissions-{read_only_id}" title="Hangfire Dashboard (read-only)">Read-only</label>'
+    full_id, view_id = permission_id(app, HANGFIRE), permission_id(app, HANGFIRE_READ_ONLY)
+    label = f'for="permissions-{view_id}" title="Hangfire Dashboard (view only)">View only</label>'
     assert label in html
+    choice = re.search(r'<div class="exclusive-choice[^"]*" role="group" data-choice="([^"]+)">', html)
+    assert choice, "no exclusive choice on the form"
+    group = choice.group(1)
+    for pk in (full_id, view_id):
+        assert re.search(rf'<input[^>]*id="permissions-{pk}"[^>]*data-exclusive="{group}"', html)
     labels = re.findall(r'<label class="form-check-label"[^>]*>([^<]*)</label>', html)
-    assert labels[:2] == ["Hangfire Dashboard", "Read-only"]
+    assert labels[:2] == ["Hangfire Dashboard", "View only"]
     assert {"Roles", "Users", "Outbox", "All reports"} <= set(labels)
     assert len(labels) == len(set(labels))  # every label names one checkbox
+
+
+def test_role_form_refuses_both_dashboard_choices(app, admin_client):
+    ids = [str(permission_id(app, HANGFIRE)), str(permission_id(app, HANGFIRE_READ_ONLY))]
+    response = submit(admin_client, "/admin/role/new/", {"name": "Both", "permissions": ids})
+    assert response.status_code == 200
+    assert "Choose one of “Hangfire Dashboard” or “Hangfire Dashboard (view only)”, not both." in \
+        response.get_data(True)
+    with app.app_context():
+        assert Role.by_name("Both") is None
 
 
 def test_role_create_and_list(app, admin_client):
@@ -84,8 +100,8 @@ def test_role_create_and_list(app, admin_client):
     assert response.status_code == 302
     listing = admin_client.get("/admin/role/").get_data(True)
     assert "Viewers" in listing and "Look only" in listing
-    assert "Users, Hangfire Dashboard (read-only)" in listing or \
-           "Hangfire Dashboard (read-only), Users" in listing
+    assert "Users, Hangfire Dashboard (view only)" in listing or \
+           "Hangfire Dashboard (view only), Users" in listing
 
 
 def test_role_name_must_be_unique_ignoring_case(app, admin_client):

@@ -1,12 +1,13 @@
-"""In Chromium: an admin grants "Hangfire Dashboard" to a role through the role form."""
+"""In Chromium: an admin grants "Hangfire Dashboard" to a role through the role form; the dashboard
+choice is exclusive; list actions work under the Content-Security-Policy."""
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
 from app.extensions import db
-from app.models import Role
-from app.permissions import ADMIN_ROLE, HANGFIRE
+from app.models import Role, User
+from app.permissions import ADMIN_ROLE, HANGFIRE, HANGFIRE_READ_ONLY
 from tests.browser import screenshot, sign_in
 
 
@@ -57,3 +58,60 @@ def test_admin_grants_dashboard_to_role(app, make_user, new_page):
     outsider = new_page()
     sign_in(outsider, "nina")
     assert outsider.goto("/hangfire").status == 403
+
+
+def csp_violations(page) -> list[str]:
+    """Console messages of the page that report a Content-Security-Policy violation (collected live)."""
+    seen: list[str] = []
+    page.on("console", lambda message: seen.append(f"{message.text} at {message.location}")
+            if "Content Security Policy" in message.text else None)
+    return seen
+
+
+def test_dashboard_access_is_one_choice_on_the_role_form(app, make_user, new_page):
+    """Ticking "View only" unticks "Hangfire Dashboard" and the other way round; saved as one choice."""
+    create_role(app, "Viewers")
+    make_user("root", roles=[ADMIN_ROLE])
+    admin = new_page()
+    violations = csp_violations(admin)
+    sign_in(admin, "root")
+    admin.goto("/admin/role/")
+    admin.get_by_role("row").filter(has_text="Viewers").get_by_title("Edit Record").click()
+    full, view_only = admin.get_by_label("Hangfire Dashboard", exact=True), admin.get_by_label("View only")
+    full.check()
+    view_only.check()
+    expect(full).not_to_be_checked()
+    full.check()
+    expect(view_only).not_to_be_checked()
+    view_only.check()
+    screenshot(admin, "role-form-dashboard-choice")
+    admin.get_by_role("button", name="Save").click()
+    expect(admin.get_by_text("Record was successfully saved.")).to_be_visible()
+    assert role_permissions(app, "Viewers") == {HANGFIRE_READ_ONLY}
+    assert violations == [], "\n".join(violations)
+
+
+def test_list_actions_work_without_inline_script(app, make_user, new_page):
+    """Row delete and "With selected → Delete" ask first and work under the Content-Security-Policy."""
+    make_user("root", roles=[ADMIN_ROLE])
+    for name in ("temp1", "temp2", "temp3"):
+        make_user(name)
+    admin = new_page()
+    violations = csp_violations(admin)
+    sign_in(admin, "root")
+    admin.goto("/admin/user/")
+    admin.once("dialog", lambda dialog: dialog.dismiss())
+    admin.get_by_role("row").filter(has_text="temp1").get_by_title("Delete Record").click()
+    expect(admin.get_by_role("row").filter(has_text="temp1")).to_be_visible()
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.get_by_role("row").filter(has_text="temp1").get_by_title("Delete Record").click()
+    expect(admin.get_by_text("Record was successfully deleted.")).to_be_visible()
+    for name in ("temp2", "temp3"):
+        admin.get_by_role("row").filter(has_text=name).locator("input.action-checkbox").check()
+    admin.get_by_role("button", name="With selected").click()
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.get_by_role("link", name="Delete", exact=True).click()
+    expect(admin.get_by_text("2 records were successfully deleted.")).to_be_visible()
+    with app.app_context():
+        assert {u.username for u in db.session.scalars(db.select(User))} == {"root"}
+    assert violations == [], "\n".join(violations)

@@ -17,7 +17,8 @@ LONG_SECRET = "a-production-secret-that-is-comfortably-over-32-bytes"
 @pytest.fixture
 def clean_environ(monkeypatch):
     """No configuration variables inherited from the shell running the tests."""
-    for name in ("APP_ENV", "DYNO", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "JOBS_DASHBOARD_PATH"):
+    for name in ("APP_ENV", "DYNO", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "JOBS_DASHBOARD_PATH",
+                 "PUBLIC_URL", "TRUSTED_HOSTS", "TRUSTED_PROXIES", "MAX_CONTENT_LENGTH"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -52,6 +53,11 @@ def test_development_defaults(tmp_path):
     assert config["LOGIN_THROTTLE_IP_MAX_FAILURES"] == 20
     assert config["LOGIN_THROTTLE_WINDOW"] == timedelta(minutes=15)
     assert config["SESSION_COOKIE_SECURE"] is False and config["REMEMBER_COOKIE_SECURE"] is False
+    assert config["PUBLIC_URL"] is None and config["TRUSTED_HOSTS"] is None
+    assert config["TRUSTED_PROXIES"] == 0
+    assert config["MAX_CONTENT_LENGTH"] == 2 * 1024 * 1024
+    assert config["LOGIN_THROTTLE_SLOWDOWN_AFTER"] == 10
+    assert config["LOGIN_THROTTLE_MAX_DELAY"] == timedelta(minutes=1)
     check(config)  # the development secret is fine in development
 
 
@@ -66,6 +72,12 @@ def test_environment_values_are_parsed(tmp_path):
         "LOGIN_THROTTLE_MAX_FAILURES": "7",
         "LOGIN_THROTTLE_IP_MAX_FAILURES": "70",
         "LOGIN_THROTTLE_WINDOW_SECONDS": "60",
+        "LOGIN_THROTTLE_SLOWDOWN_AFTER": "3",
+        "LOGIN_THROTTLE_MAX_DELAY_SECONDS": "9",
+        "PUBLIC_URL": "https://jobs.example.com/",
+        "TRUSTED_HOSTS": "jobs.example.com, .example.org",
+        "TRUSTED_PROXIES": "2",
+        "MAX_CONTENT_LENGTH": "1000",
     })
     assert config["APP_ENV"] == "staging"
     assert config["SECRET_KEY"] == LONG_SECRET
@@ -75,6 +87,11 @@ def test_environment_values_are_parsed(tmp_path):
     assert config["JWT_EXPIRES"] == timedelta(minutes=10)
     assert (config["LOGIN_THROTTLE_MAX_FAILURES"], config["LOGIN_THROTTLE_IP_MAX_FAILURES"]) == (7, 70)
     assert config["LOGIN_THROTTLE_WINDOW"] == timedelta(minutes=1)
+    assert config["LOGIN_THROTTLE_SLOWDOWN_AFTER"] == 3
+    assert config["LOGIN_THROTTLE_MAX_DELAY"] == timedelta(seconds=9)
+    assert config["PUBLIC_URL"] == "https://jobs.example.com"
+    assert config["TRUSTED_HOSTS"] == ["jobs.example.com", ".example.org"]
+    assert (config["TRUSTED_PROXIES"], config["MAX_CONTENT_LENGTH"]) == (2, 1000)
 
 
 def test_heroku_dyno_means_production(tmp_path):
@@ -82,7 +99,8 @@ def test_heroku_dyno_means_production(tmp_path):
 
 
 def test_production_cookie_flags(tmp_path):
-    config = from_environment(str(tmp_path), env={"APP_ENV": "production", "SECRET_KEY": LONG_SECRET})
+    config = from_environment(str(tmp_path), env={
+        "APP_ENV": "production", "SECRET_KEY": LONG_SECRET, "PUBLIC_URL": "https://jobs.example.com"})
     for prefix in ("SESSION_COOKIE_", "REMEMBER_COOKIE_"):
         assert config[prefix + "SECURE"] is True
         assert config[prefix + "HTTPONLY"] is True
@@ -95,7 +113,25 @@ def test_production_cookie_flags(tmp_path):
 @pytest.mark.parametrize("secret", [DEV_SECRET_KEY, "too-short-secret", ""])
 def test_production_refuses_unsafe_secret(secret):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        check({"APP_ENV": "production", "SECRET_KEY": secret})
+        check({"APP_ENV": "production", "SECRET_KEY": secret, "PUBLIC_URL": "https://jobs.example.com"})
+
+
+def test_production_requires_public_url():
+    with pytest.raises(ConfigError, match="PUBLIC_URL must be set"):
+        check({"APP_ENV": "production", "SECRET_KEY": LONG_SECRET})
+    check({"APP_ENV": "production", "SECRET_KEY": LONG_SECRET, "PUBLIC_URL": "https://jobs.example.com"})
+
+
+@pytest.mark.parametrize("url", ["jobs.example.com", "//jobs.example.com", "ftp://jobs.example.com"])
+def test_public_url_needs_a_web_scheme(url):
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        check({"APP_ENV": "development", "PUBLIC_URL": url})
+
+
+@pytest.mark.parametrize("hops", ["one", "-1", "1.5"])
+def test_trusted_proxies_is_a_hop_count(tmp_path, hops):
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        from_environment(str(tmp_path), env={"TRUSTED_PROXIES": hops})
 
 
 @pytest.mark.parametrize("secret", [DEV_SECRET_KEY, "x" * 31])
@@ -122,6 +158,7 @@ def production_app(clean_environ, app_config, request):
     """The test app built in production mode (secure cookies) with a long secret."""
     clean_environ.setenv("APP_ENV", "production")
     app_config["APP_ENV"] = "production"
+    app_config["PUBLIC_URL"] = "https://jobs.example.com"
     assert len(TEST_SECRET) >= 32
     return request.getfixturevalue("app")
 

@@ -128,14 +128,28 @@ def test_is_loopback(address, expected):
     assert is_loopback(address) is expected
 
 
-def test_forwarded_address_counts(app):
-    """Behind the router (ProxyFix x_for=1) the client's address is the forwarded one."""
+@pytest.fixture
+def behind_one_proxy(app_config):
+    """The app behind one trusted proxy hop (``TRUSTED_PROXIES=1``, as on Heroku)."""
+    app_config["TRUSTED_PROXIES"] = 1
+
+
+def test_forwarded_address_counts_behind_a_trusted_proxy(behind_one_proxy, app):
+    """Behind the router (TRUSTED_PROXIES=1) the client's address is the forwarded one."""
     app.config[CONFIG_KEY] = [LocalRequestsOnly()]
     client = app.test_client()
     via_proxy = client.get("/hangfire", environ_base=LOCAL, headers={"X-Forwarded-For": "10.1.2.3"})
     assert via_proxy.status_code == 302
     forwarded_local = client.get("/hangfire", environ_base=REMOTE, headers={"X-Forwarded-For": "127.0.0.1"})
     assert forwarded_local.status_code == 200
+
+
+def test_forwarded_address_is_ignored_without_trusted_proxies(app):
+    """Without TRUSTED_PROXIES a client can't claim to be local with X-Forwarded-For."""
+    app.config[CONFIG_KEY] = [LocalRequestsOnly()]
+    client = app.test_client()
+    forged = client.get("/hangfire", environ_base=REMOTE, headers={"X-Forwarded-For": "127.0.0.1"})
+    assert forged.headers["Location"] == "/login?next=%2Fhangfire"
 
 
 # --- custom filters and chains ----------------------------------------------------------------

@@ -16,7 +16,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from app import create_app
 from app.config import ConfigError
 from app.mail import outbox
-from app.mail.message import attachment_path, compose, message_id
+from app.mail.attachments import Attachment, AttachmentMissing, AttachmentRefused, resolve
+from app.mail.message import compose, message_id
 from app.mail.transport import SmtpTransport, parse_mail_url
 from app.permissions import ADMIN_ROLE, OUTBOX
 from tasks import lifecycle
@@ -86,22 +87,34 @@ def test_malformed_mail_url_is_refused_at_start(app_config, url):
         create_app({**app_config, "MAIL_URL": url})
 
 
-def test_message_id_is_stable_and_attachments_stay_in_the_instance(tmp_path):
+def test_message_id_is_stable(tmp_path):
     assert message_id("report-7-ab-ready", "Jobs <jobs@example.com>") == "<report-7-ab-ready@example.com>"
     assert message_id("k", "jobs") == "<k@localhost>"
     with pytest.raises(ValueError):
         message_id("../evil", "jobs@example.com")
-    for escape in ("../app.db", "/etc/passwd", "reports/../../x", ".", "app.db", "reports", "reports/../app.db",
-                   "outbox/x.eml"):
-        with pytest.raises(ValueError):
-            attachment_path(str(tmp_path), escape)
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "a.csv").write_text("a,b\n")
-    first = compose("key-1", "jobs@example.com", ["x@example.com"], "S", "B",
-                    [{"path": "reports/a.csv", "filename": "a.csv"}], str(tmp_path))
-    second = compose("key-1", "jobs@example.com", ["x@example.com"], "S", "B", [], str(tmp_path))
+    (tmp_path / "a.csv").write_text("a,b\n")
+    attached = Attachment(path=str(tmp_path / "a.csv"), filename="a.csv", content_type="text/csv")
+    first = compose("key-1", "jobs@example.com", ["x@example.com"], "S", "B", [attached])
+    second = compose("key-1", "jobs@example.com", ["x@example.com"], "S", "B", [])
     assert first["Message-ID"] == second["Message-ID"] == "<key-1@example.com>"
     assert [p.get_filename() for p in first.iter_attachments()] == ["a.csv"]
+    gone = Attachment(path=str(tmp_path / "gone.csv"), filename="gone.csv", content_type="text/csv")
+    with pytest.raises(AttachmentMissing):
+        compose("key-2", "jobs@example.com", ["x@example.com"], "S", "B", [gone])
+
+
+@pytest.mark.parametrize("spec", [
+    {"path": "reports/1/0123456789abcdef0123456789abcdef.csv", "filename": "a.csv"},
+    {"path": "../app.db"},
+    {"file": 1},
+    {"report": 1, "path": "reports/1/x.csv"},
+    "reports/1/x.csv",
+    ["report", 1],
+    {},
+])
+def test_attachments_are_named_by_kind_never_by_path(app, spec):
+    with app.app_context(), pytest.raises(AttachmentRefused):
+        resolve(spec, ["ann@example.com"])
 
 
 # --- SMTP transport against a real server --------------------------------------------------------
@@ -184,9 +197,10 @@ def test_outbox_page_lists_and_shows_messages_escaped(app, make_user):
     assert "&lt;img src=x onerror=alert(2)&gt; body" in shown and "<img src=x" not in shown
     raw = admin.get("/admin/outbox/test-1.eml/raw")
     assert raw.mimetype == "message/rfc822" and b"Subject:" in raw.data
-    for probe in ("..%2Fapp.db", "..%2F..%2Fetc%2Fpasswd", "missing.eml", ".eml", "test-1.eml%00",
+    for probe in ("..%2Fapp.db", "..%2F..%2Fetc%2Fpasswd", "missing.eml", ".eml",
                   "..%2Foutbox%2Ftest-1.eml", "%2e%2e%2fapp.db/raw"):
         assert admin.get(f"/admin/outbox/{probe}").status_code == 404, probe
+    assert admin.get("/admin/outbox/test-1.eml%00").status_code == 400  # NUL is refused before any view
 
 
 def test_outbox_page_needs_the_outbox_permission(app, make_user):

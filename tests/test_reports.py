@@ -342,6 +342,54 @@ def test_large_reports_are_emailed_as_a_link(app, make_user, start_worker, smtp_
     assert f"https://jobs.example.com/reports/{report_id}/download" in text and "too large to attach" in text
 
 
+def attach(app, spec, recipients):
+    """Resolve an email attachment as the email job does, in an app context."""
+    from app.mail.attachments import resolve
+
+    with app.app_context():
+        return resolve(spec, recipients)
+
+
+def test_report_attachments_are_authorized_against_every_recipient(app, make_user):
+    from app.mail.attachments import AttachmentMissing, AttachmentRefused
+
+    ann = make_user("ann")
+    make_user("bob")
+    make_user("auditor", permissions=[REPORTS_ALL])
+    make_user("gone", permissions=[REPORTS_ALL], active=False)
+    report_id, _ = ready_report(app, ann, "a,b\n1,2\n")
+    attached = attach(app, {"report": report_id}, ["ann@example.com"])
+    assert attached.filename.startswith(f"job-activity-{report_id}-") and attached.content_type == "text/csv"
+    both = attach(app, {"report": report_id}, ["ANN@example.com", "auditor@example.com"])
+    assert both.path == attached.path
+    for recipients in (["bob@example.com"], ["ann@example.com", "bob@example.com"], ["gone@example.com"],
+                       ["stranger@example.org"], [7]):
+        with pytest.raises(AttachmentRefused):
+            attach(app, {"report": report_id}, recipients)
+    for ref in ("1", True, -1, 2**40, None, 1.0):
+        with pytest.raises(AttachmentRefused):
+            attach(app, {"report": ref}, ["ann@example.com"])
+    with pytest.raises(AttachmentMissing):
+        attach(app, {"report": report_id + 1000}, ["ann@example.com"])
+
+
+def test_an_email_naming_someone_elses_report_fails_without_retrying(app, make_user, start_worker):
+    """Enqueued by hand (CLI, code) to mail Ann's report to Bob: the job fails at once, no mail written."""
+    ann = make_user("ann")
+    make_user("bob")
+    report_id, _ = ready_report(app, ann, "a,b\n1,2\n")
+    with app.app_context():
+        job_id = enqueue("email.send", args=["steal-1", ["bob@example.com"], "Yours", "Here",
+                                             [{"report": report_id}]])
+    start_worker(queues="email")
+    wait_for(lambda: job_state(app, job_id) == lifecycle.FAILED, message="email job failed")
+    assert attempts(app, job_id) == 1
+    job = fetch(app, Job, job_id)
+    assert job.exception_type.endswith("AttachmentRefused")
+    assert "may not be sent to bob@example.com" in job.exception_message
+    assert not os.path.exists(os.path.join(app.instance_path, "outbox", "steal-1.eml"))
+
+
 @pytest.mark.fault
 @pytest.mark.slow
 def test_kill_9_mid_report_completes_after_recovery_with_one_email(app_config, app, make_user, start_worker,

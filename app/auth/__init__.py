@@ -15,14 +15,13 @@ from app.auth import api, views  # noqa: F401  (register the routes on the bluep
 from app.auth.blueprint import bp
 from app.auth.responses import bearer_challenge
 from app.auth.sessions import BearerAwareSessionInterface
-from app.auth.tokens import TokenError, bearer_token, issue_token, verify_token
+from app.auth.signins import session_user
+from app.auth.tokens import TokenError, bearer_token, decode_token, issue_token, verify_token
 from app.extensions import db, login_manager
 from app.models import User
-from app.web import safe_next_url, wants_json
+from app.web import is_api_request, landing_url, safe_next_url
 
 __all__ = ["bp", "init_app", "issue_token", "verify_token", "bearer_token", "load_user"]
-
-API_PREFIX = "/api/"
 
 
 def init_app(app: Flask) -> None:
@@ -42,13 +41,9 @@ def configure_login_manager() -> None:
     login_manager.unauthorized_handler(unauthorized)
 
 
-def load_user(user_id: str) -> User | None:
-    """The active user with ``user_id`` (from the session or remember cookie), else None."""
-    try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
-        return None
-    return user if user is not None and user.is_active else None
+def load_user(login_id: str) -> User | None:
+    """The active user of the live session ``login_id`` names (session or remember cookie), else None."""
+    return session_user(login_id)
 
 
 def load_user_from_request(req: Request) -> User | None:
@@ -61,13 +56,16 @@ def load_user_from_request(req: Request) -> User | None:
     if token is None:
         return None
     try:
-        user = db.session.get(User, verify_token(token))
+        claims = decode_token(token)
     except TokenError as refused:
         abort(bearer_challenge(401, refused.reason, "invalid_token"))
+    user = db.session.get(User, claims.user_id)
     if user is None:
         abort(bearer_challenge(401, TokenError.reason, "invalid_token"))
     if not user.is_active:
         abort(bearer_challenge(401, "account disabled", "invalid_token"))
+    if not claims.matches(user):
+        abort(bearer_challenge(401, "token revoked", "invalid_token"))
     return user
 
 
@@ -81,15 +79,10 @@ def authenticate_bearer_request() -> None:
         login_manager._update_request_context_with_user(load_user_from_request(request))
 
 
-def is_api_request() -> bool:
-    """True when the caller expects JSON: an API path, a bearer token or a JSON preference."""
-    return request.path.startswith(API_PREFIX) or wants_json()
-
-
 def unauthorized() -> Response:
     """401 JSON for API callers; otherwise a redirect to the sign-in page with ``next``."""
     if is_api_request():
         return bearer_challenge(401, "authentication required")
     flash("Please sign in to continue.", "info")
-    here = safe_next_url(request.script_root + request.full_path.rstrip("?"), default=url_for("admin.index"))
+    here = safe_next_url(request.script_root + request.full_path.rstrip("?"), default=landing_url())
     return redirect(url_for("auth.login") + "?next=" + quote(here, safe=""))

@@ -13,22 +13,34 @@ from app.extensions import csrf
 CREDENTIAL_FIELDS = ("username", "password")
 
 
+FIELD_MAX_LENGTH = {"username": 255, "password": 1024}
+
+
 def credentials_problem(body) -> str | None:
     """Why ``body`` is not a credentials object, or None when it is."""
     if not isinstance(body, dict):
         return 'expected a JSON object with "username" and "password"'
     for field in CREDENTIAL_FIELDS:
         value = body.get(field)
-        if not isinstance(value, str) or not value.strip():
+        if value is None:
             return f"missing field: {field}"
+        if not isinstance(value, str):
+            return f"{field} must be a string"
+        if not value.strip():
+            return f"missing field: {field}"
+        if len(value) > FIELD_MAX_LENGTH[field]:
+            return f"{field} is longer than {FIELD_MAX_LENGTH[field]} characters"
     return None
 
 
 @bp.route("/api/token", methods=["POST"])
 @csrf.exempt
 def token() -> Response:
-    """``{"username", "password"}`` → ``{"access_token", "token_type": "Bearer", "expires_in"}``."""
-    body = request.get_json(silent=True)
+    """``{"username", "password"}`` → ``{"access_token", "token_type": "Bearer", "expires_in"}``.
+
+    A body that isn't JSON answers 400 ``invalid JSON`` (see app.inputs).
+    """
+    body = request.get_json(force=True)
     problem = credentials_problem(body)
     if problem:
         return json_error(400, problem)

@@ -25,7 +25,7 @@ class InvalidCredentials(SignInRefused):
 
 
 class SignInThrottled(SignInRefused):
-    """Too many recent failures for the account or the client address."""
+    """Too many recent failures: for the account from this address, the address, or the account."""
 
     def __init__(self, retry_after: timedelta):
         super().__init__()
@@ -38,7 +38,10 @@ class SignInThrottled(SignInRefused):
 
     @property
     def message(self) -> str:  # type: ignore[override]
-        minutes = max(1, math.ceil(self.retry_after_seconds / 60))
+        seconds = self.retry_after_seconds
+        if seconds < 60:
+            return f"Too many failed sign-ins; try again in {seconds} second{'' if seconds == 1 else 's'}"
+        minutes = math.ceil(seconds / 60)
         return f"Too many failed sign-ins; try again in {minutes} minute{'' if minutes == 1 else 's'}"
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import jwt
@@ -45,8 +46,25 @@ def current_signing_key() -> bytes:
     return signing_key(current_app.config["SECRET_KEY"])
 
 
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a verified token says: whose it is, and the session stamp it was issued under."""
+
+    user_id: int
+    stamp: str
+
+    def matches(self, user: User) -> bool:
+        """True while ``user``'s sessions haven't been ended since the token was issued."""
+        return hmac.compare_digest(self.stamp.encode(), (user.session_stamp or "").encode())
+
+
 def issue_token(user: User) -> tuple[str, int]:
-    """A signed access token for ``user`` and its lifetime in seconds (``JWT_EXPIRES``)."""
+    """A signed access token for ``user`` and its lifetime in seconds (``JWT_EXPIRES``).
+
+    The token carries the user's session stamp (``sst``): ending the user's sessions
+    (password change, deactivation, "Sign out everywhere") changes the stamp and so
+    ends the token too.
+    """
     lifetime = current_app.config["JWT_EXPIRES"]
     issued_at = datetime.now(timezone.utc)
     claims = {
@@ -54,27 +72,33 @@ def issue_token(user: User) -> tuple[str, int]:
         "iat": issued_at,
         "exp": issued_at + lifetime,
         "type": TOKEN_TYPE,
+        "sst": user.session_stamp,
     }
     return jwt.encode(claims, current_signing_key(), algorithm=ALGORITHM), int(lifetime.total_seconds())
 
 
 def verify_token(token: str) -> int:
     """The user id an access token names; raises ``TokenError`` (or ``ExpiredToken``)."""
+    return decode_token(token).user_id
+
+
+def decode_token(token: str) -> TokenClaims:
+    """The verified claims of an access token; raises ``TokenError`` (or ``ExpiredToken``)."""
     try:
         claims = jwt.decode(
             token,
             current_signing_key(),
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "sub", "iat"]},
+            options={"require": ["exp", "sub", "iat", "sst"]},
         )
     except jwt.ExpiredSignatureError as exc:
         raise ExpiredToken() from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError() from exc
-    if claims.get("type") != TOKEN_TYPE:
+    if claims.get("type") != TOKEN_TYPE or not isinstance(claims["sst"], str):
         raise TokenError()
     try:
-        return int(claims["sub"])
+        return TokenClaims(user_id=int(claims["sub"]), stamp=claims["sst"])
     except ValueError as exc:
         raise TokenError() from exc
 

@@ -1,7 +1,7 @@
 """Sign-in and sign-out pages."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug import Response
 
@@ -9,12 +9,14 @@ from app.auth.blueprint import bp
 from app.auth.credentials import SignInRefused, SignInThrottled, authenticate
 from app.auth.forms import LoginForm
 from app.auth.responses import retry_after_headers
+from app.auth.signins import end_session, start_session
+from app.extensions import db
 from app.web import safe_next_url
 
 
 def next_url() -> str:
-    """Where to go after signing in: the ``next`` argument when it stays on site, else the admin."""
-    return safe_next_url(request.args.get("next"), default=url_for("admin.index"))
+    """Where to go after signing in: the ``next`` argument when it stays on site, else the landing page."""
+    return safe_next_url(request.args.get("next"))
 
 
 def render_login(form: LoginForm, error: str | None = None, status: int = 200, headers=None):
@@ -36,6 +38,9 @@ def login():
         return render_login(form, refused.message, 429, retry_after_headers(refused.retry_after_seconds))
     except SignInRefused as refused:
         return render_login(form, refused.message)
+    session.clear()  # nothing from before the sign-in carries over (session fixation)
+    start_session(user, remember=form.remember.data)
+    db.session.commit()
     login_user(user, remember=form.remember.data)
     return redirect(next_url())
 
@@ -43,7 +48,9 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
-    """Sign out (POST with a CSRF token only) and go back to the sign-in page."""
+    """Sign out (POST with a CSRF token only): the session ends on the server too."""
+    end_session(session.get("_user_id"))
+    db.session.commit()
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -2,7 +2,7 @@
 
     from app.mail import send_later
     send_later("report-7-ready", ["ann@example.com"], "Your report is ready", body,
-               attachments=[{"path": "reports/3/<token>.csv", "filename": "activity.csv"}])
+               attachments=[{"report": 7}])
 
 ``init_app(app)`` checks ``MAIL_URL`` (a malformed URL fails at start, not at the first
 message) and registers the job, so web and worker processes both know it.

@@ -12,7 +12,8 @@ import os
 
 from flask import current_app
 
-from app.mail.message import AttachmentMissing, check_key, compose
+from app.mail.attachments import AttachmentError, resolve
+from app.mail.message import check_key, compose
 from app.mail.transport import transport_for
 from tasks import JobContext, job, once
 
@@ -22,14 +23,17 @@ def outbox_dir() -> str:
     return os.path.join(current_app.instance_path, "outbox")
 
 
-@job(name="email.send", queue="email", display_name="Email {0}", except_on=AttachmentMissing)
+@job(name="email.send", queue="email", display_name="Email {0}", except_on=AttachmentError, internal=True)
 def send_email(message_key: str, to: list[str], subject: str, body: str,
                attachments: list[dict] | None = None, context: JobContext | None = None) -> dict:
-    """Send one message to ``to`` (retried until accepted; sent once per ``message_key``)."""
+    """Send one message to ``to`` (retried until accepted; sent once per ``message_key``).
+
+    ``attachments`` name what to attach (``{"report": 7}``), checked against every recipient.
+    """
     check_key(message_key)
     config = current_app.config
-    message = compose(message_key, config["MAIL_FROM"], list(to), subject, body, attachments or [],
-                      current_app.instance_path)
+    files = [resolve(spec, list(to)) for spec in attachments or []]
+    message = compose(message_key, config["MAIL_FROM"], list(to), subject, body, files)
     transport = transport_for(config.get("MAIL_URL"), outbox_dir())
 
     def deliver() -> dict:

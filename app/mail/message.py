@@ -1,25 +1,17 @@
 """Compose messages: a stable Message-ID from the message key, text body, file attachments.
 
-Attachments are named by a path relative to the instance folder (job arguments are
-JSON, so files travel by reference) and must resolve inside one of its
-:data:`ATTACHABLE_FOLDERS`: an ``email.send`` enqueued by hand (dashboard, CLI) can't
-attach the database or anything else in ``instance/``.
+Attachments arrive resolved (:mod:`app.mail.attachments`): job arguments name what to
+attach (``{"report": 7}``), never a path.
 """
 from __future__ import annotations
 
-import mimetypes
-import os
 import re
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
+from app.mail.attachments import Attachment, AttachmentMissing
+
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
-#: Folders of the instance folder whose files may be attached.
-ATTACHABLE_FOLDERS = ("reports",)
-
-
-class AttachmentMissing(LookupError):
-    """An attachment's file is gone (expired or deleted): retrying won't bring it back."""
 
 
 def check_key(message_key: str) -> str:
@@ -42,33 +34,19 @@ def message_id(message_key: str, sender: str) -> str:
     return f"<{check_key(message_key)}@{mail_domain(sender)}>"
 
 
-def attachment_path(instance_path: str, relative: str) -> str:
-    """The absolute path of an attachment in an attachable folder; ValueError anywhere else."""
-    if not isinstance(relative, str) or os.path.isabs(relative):
-        raise ValueError(f"attachment path {relative!r} must be relative to the instance folder")
-    path = os.path.realpath(os.path.join(instance_path, relative))
-    for folder in ATTACHABLE_FOLDERS:
-        root = os.path.realpath(os.path.join(instance_path, folder))
-        if path != root and os.path.commonpath([root, path]) == root:
-            return path
-    raise ValueError(f"attachment path {relative!r} is outside {', '.join(ATTACHABLE_FOLDERS)}/")
-
-
-def attach(message: EmailMessage, instance_path: str, attachment: dict) -> None:
-    """Attach the file ``attachment["path"]`` as ``attachment["filename"]``."""
-    path = attachment_path(instance_path, attachment["path"])
-    if not os.path.isfile(path):
-        raise AttachmentMissing(f"attachment {attachment['path']!r} no longer exists")
-    filename = attachment.get("filename") or os.path.basename(path)
-    guessed = mimetypes.guess_type(filename)[0]
-    content_type = attachment.get("content_type") or guessed or "application/octet-stream"
-    maintype, _, subtype = content_type.partition("/")
-    with open(path, "rb") as fh:
-        message.add_attachment(fh.read(), maintype=maintype, subtype=subtype, filename=filename)
+def attach(message: EmailMessage, attachment: Attachment) -> None:
+    """Attach the file of ``attachment`` under its name."""
+    maintype, _, subtype = attachment.content_type.partition("/")
+    try:
+        with open(attachment.path, "rb") as fh:
+            content = fh.read()
+    except FileNotFoundError:
+        raise AttachmentMissing(f"{attachment.filename} no longer exists") from None
+    message.add_attachment(content, maintype=maintype, subtype=subtype, filename=attachment.filename)
 
 
 def compose(message_key: str, sender: str, to: list[str], subject: str, body: str,
-            attachments: list[dict], instance_path: str) -> EmailMessage:
+            attachments: list[Attachment]) -> EmailMessage:
     """The full message, with a Message-ID derived from ``message_key``."""
     message = EmailMessage()
     message["Message-ID"] = message_id(message_key, sender)
@@ -78,5 +56,5 @@ def compose(message_key: str, sender: str, to: list[str], subject: str, body: st
     message["Subject"] = subject
     message.set_content(body)
     for attachment in attachments:
-        attach(message, instance_path, attachment)
+        attach(message, attachment)
     return message

@@ -11,7 +11,8 @@ Settings (environment variables, or ``create_app(config)``):
 | ``REPORTS_RETENTION_DAYS`` | 7 | days a report (row and file) is kept after it is built |
 | ``REPORTS_ATTACH_MAX_BYTES`` | 5 MiB | larger reports are emailed as a link instead of attached |
 | ``REPORTS_CHUNK_DELAY`` | 0 | seconds to pause after each chunk (demos, crash tests) |
-| ``PUBLIC_URL`` | unset | base URL of links in emails (default: the site the report was asked on) |
+
+Links in emails start with ``PUBLIC_URL`` (``app.config``; required in production).
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ def configure(app: Flask) -> None:
     for key, default in SETTINGS.items():
         if key not in app.config:
             app.config[key] = type(default)(os.environ.get(key) or default)
-    app.config.setdefault("PUBLIC_URL", os.environ.get("PUBLIC_URL") or None)
 
 
 def init_app(app: Flask) -> None:

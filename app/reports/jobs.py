@@ -114,7 +114,7 @@ def record_failure(report_id: int, error: BaseException, context: JobContext) ->
 
 
 @job(name="reports.build", queue="reports", retries=2, backoff=[10, 60], timeout=3600,
-     display_name="Report #{0}")
+     display_name="Report #{0}", internal=True)
 def build_report(report_id: int, context: JobContext) -> dict:
     """Build report ``report_id`` in chunks (with progress), store it, then email its owner."""
     report = db.session.get(Report, report_id)

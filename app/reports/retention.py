@@ -58,7 +58,8 @@ def cleanup(now: datetime | None = None, grace_seconds: float = STRAY_GRACE_SECO
 
 
 @recurring("reports-cleanup", cron="17 * * * *")
-@job(name="reports.cleanup", queue="reports", retries=2, backoff=[60, 600], unique=True, unique_window=3600)
+@job(name="reports.cleanup", queue="reports", retries=2, backoff=[60, 600], unique=True, unique_window=3600,
+     internal=True)
 def cleanup_job() -> dict:
     """Delete expired reports, their files and stray files."""
     return cleanup()

@@ -93,7 +93,7 @@ def create():
     return redirect(url_for(".index", _anchor=f"report-{report.id}"))
 
 
-@bp.route("/<int:report_id>/status")
+@bp.route("/<id:report_id>/status")
 @login_required
 def status(report_id: int):
     """The report's live status as JSON (polled by the progress bar)."""
@@ -102,7 +102,7 @@ def status(report_id: int):
     return response
 
 
-@bp.route("/<int:report_id>/download")
+@bp.route("/<id:report_id>/download")
 @login_required
 def download(report_id: int):
     """The report file as an attachment; 404 unless ready, present and visible to the user."""
@@ -122,7 +122,7 @@ def download(report_id: int):
     return response
 
 
-@bp.route("/<int:report_id>/retry", methods=["POST"])
+@bp.route("/<id:report_id>/retry", methods=["POST"])
 @login_required
 def retry(report_id: int):
     """Build a failed report again, as a new job."""

@@ -35,16 +35,17 @@ def csrf_for(client) -> str:
 
 def post_login(client, username: str, password: str = PASSWORD, *, next_url: str | None = None,
                remember: bool = False, address: str | None = None, tenant: str | None = None):
-    """Submit the real login form with a fresh CSRF token (from ``address`` when given); returns the response."""
-    headers = {"X-Forwarded-For": address} if address else None
-    page = client.get("/login", headers=headers)
+    """Submit the real login form with a fresh CSRF token (from client address ``address`` when given);
+    returns the response."""
+    environ = {"REMOTE_ADDR": address} if address else None
+    page = client.get("/login", environ_overrides=environ)
     data = {"username": username, "password": password, "csrf_token": csrf_token(page.get_data(True))}
     if remember:
         data["remember"] = "y"
     if tenant is not None:
         data["tenant"] = tenant
     query = {"next": next_url} if next_url is not None else None
-    return client.post("/login", data=data, query_string=query, headers=headers)
+    return client.post("/login", data=data, query_string=query, environ_overrides=environ)
 
 
 def sign_in(app, username: str, password: str = PASSWORD, environ_base: dict | None = None):

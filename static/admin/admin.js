@@ -1,0 +1,36 @@
+/* The admin's list and form behaviour without inline script (the Content-Security-Policy runs none).
+ *
+ * - Bulk actions: a menu item with data-action="<name>" runs Flask-Admin's modelActions.execute.
+ * - A submit button with data-confirm="<question>" submits only when the person confirms.
+ * - Links to "javascript:void(0)" or "#" that open Flask-Admin's menus and filters never navigate
+ *   (the policy blocks javascript: URLs; templates/admin/model/layout.html dropped the inline onclick).
+ * - Exclusive choices: ticking a box with data-exclusive="<group>" unticks the others of its group
+ *   ("Hangfire Dashboard" or "View only", never both).
+ */
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var item = event.target.closest("[data-action]");
+    if (item && window.modelActions) {
+      event.preventDefault();
+      window.modelActions.execute(item.getAttribute("data-action"));
+      return;
+    }
+    var inert = event.target.closest('a[href^="javascript:"], a.filter[href="#"], a[data-toggle][href="#"]');
+    if (inert) { event.preventDefault(); }
+    var button = event.target.closest("button[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    var group = box.getAttribute && box.getAttribute("data-exclusive");
+    if (!group || !box.checked) { return; }
+    document.querySelectorAll("input[data-exclusive]").forEach(function (other) {
+      if (other !== box && other.getAttribute("data-exclusive") === group) { other.checked = false; }
+    });
+  });
+}());
