@@ -105,15 +105,3 @@ def pause_queue(name: str, by: str | None = None) -> None:
 def resume_queue(name: str, by: str | None = None) -> None:
     """Let workers fetch from queue ``name`` again."""
     current_engine().transport.resume(name)
-
-
-BULK_ACTIONS = {"requeue": requeue, "delete": delete, "trigger": trigger}
-
-
-def start_bulk(action: str, job_filter, by: str | None = None) -> str:
-    """Apply ``action`` to every job matching ``job_filter`` in a background job; returns that job's id."""
-    from tasks.system import bulk_action
-
-    if action not in BULK_ACTIONS:
-        raise ValueError(f"unknown bulk action {action!r}; one of {', '.join(BULK_ACTIONS)}")
-    return bulk_action.enqueue(action, job_filter.to_dict(), by)

@@ -35,11 +35,12 @@ class JobFilter:
     enqueued_by: str | None = None
     retrying: bool = False  # Scheduled jobs waiting for another attempt
     recurring_id: str | None = None  # runs of one recurring job
+    states: tuple[str, ...] = ()  # any of these states (an action's states, narrowing ``state``)
 
     def to_dict(self) -> dict:
         """JSON-ready form (for bulk jobs and the audit log)."""
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()
-                if v not in (None, False, "")}
+        return {k: (v.isoformat() if isinstance(v, datetime) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items() if v not in (None, False, "", ())}
 
     @classmethod
     def from_dict(cls, data: dict) -> "JobFilter":
@@ -48,11 +49,14 @@ class JobFilter:
         for key in ("since", "until"):
             if data.get(key):
                 data[key] = datetime.fromisoformat(data[key])
+        if "states" in data:
+            data["states"] = tuple(data["states"])
         return cls(**data)
 
     def __post_init__(self) -> None:
-        if self.state and self.state not in lifecycle.STATES:
-            raise ValueError(f"unknown state {self.state!r}; one of {', '.join(lifecycle.STATES)}")
+        for state in (self.state, *self.states):
+            if state and state not in lifecycle.STATES:
+                raise ValueError(f"unknown state {state!r}; one of {', '.join(lifecycle.STATES)}")
 
     def clauses(self) -> list:
         """SQL conditions for this filter."""
@@ -60,6 +64,8 @@ class JobFilter:
         where = []
         if self.state:
             where.append(c.state == self.state)
+        if self.states:
+            where.append(c.state.in_(self.states))
         if self.queue:
             where.append(c.queue == self.queue)
         if self.task:

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from app.permissions import HANGFIRE_READ_ONLY
 from tasks import lifecycle
+from tasks.actions import JOB_ACTIONS
 from tests.browser import DEFAULT_TIMEOUT_MS, screenshot, sign_in, watched_page
 from tests.helpers.ledger import SCRIPT, enqueue, fail, failed_job, job_state
 
@@ -43,8 +44,8 @@ def test_operator_finds_failed_job_retries_it_and_watches_it_succeed(app, operat
     questions = []
     page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     row.get_by_role("button", name="Retry").click()
-    expect(page.get_by_text("Requeued 1 job.")).to_be_visible()
-    assert questions == ["Retry this job?"]
+    expect(page.get_by_text("Retried 1 job.")).to_be_visible()
+    assert questions == [JOB_ACTIONS["retry"].confirm("this job")]
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     expect(row_of(page, job_id).get_by_test_id("job-state")).to_have_text("Succeeded", timeout=20_000)
     assert page.evaluate("window.__sameDocument") is True

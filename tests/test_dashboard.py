@@ -15,7 +15,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, update
 
-from admin import dashboard_data, dashboard_export
+from admin.dashboard import data as dashboard_data
+from admin.dashboard import export as dashboard_export
 from app.extensions import db
 from tasks import commands, ledger, lifecycle, queries
 from tasks.ledger import utcnow
@@ -114,7 +115,7 @@ def test_read_only_sees_no_action_controls(app, people, jobs):
 
 def test_full_user_sees_action_controls(people, jobs):
     html = people["full"].get("/hangfire/jobs/failed").get_data(True)
-    assert 'name="ids"' in html and "/hangfire/actions/requeue" in html and "Retry all matching" in html
+    assert 'name="ids"' in html and "/hangfire/actions/retry" in html and "Retry all matching" in html
     assert "Enqueue a job" in html
 
 
@@ -243,10 +244,10 @@ def test_actions_are_audited(app, people, jobs):
     with app.app_context():
         entries, _ = queries.audit_log()
     assert [(e.user, e.action, e.count) for e in entries] == [
-        ("full", "pause queue", 0), ("full", "requeue", 1)]
+        ("full", "pause-queue", 0), ("full", "requeue", 1)]
     assert entries[1].ids == [jobs["failed"], jobs["enqueued"]] and entries[0].filter == {"queue": "reports"}
     html = people["full"].get("/hangfire/audit").get_data(True)
-    assert "pause queue" in html and f"#{jobs['failed'][-8:]}" in html
+    assert "pause-queue" in html and f"#{jobs['failed'][-8:]}" in html
 
 
 def test_pause_and_resume_queue(app, people):
@@ -269,23 +270,23 @@ def test_bulk_on_filter_starts_a_background_job(app, people, jobs):
                          {"scope": "all", "list": "failed", "q": "kaput", "next": "/hangfire/jobs/failed"})
     assert response.status_code == 302
     page = flashes(people["full"], "/hangfire/jobs/failed")
-    match = re.search(r"Started: 1 job will be processed in the background "
-                      r"\(requeue, bulk job ([0-9a-f]{32})\)", page)
+    match = re.search(r"Started “Requeue” on 1 job in the background \(bulk job ([0-9a-f]{32})\)", page)
     assert match, page
     with app.app_context():
         bulk = queries.get_job(match.group(1))
         assert bulk.task == "jobs.bulk_action" and bulk.enqueued_by == "full"
-        assert json.loads(bulk.args)[:2] == ["requeue", {"state": "Failed", "text": "kaput"}]
+        assert json.loads(bulk.args)[:2] == ["requeue", {"state": "Failed", "text": "kaput",
+                                                         "states": ["Scheduled", "Succeeded", "Failed", "Deleted"]}]
         entries, _ = queries.audit_log()
     assert (entries[0].action, entries[0].count, entries[0].filter) == (
-        "requeue all matching", 1, {"state": "Failed", "text": "kaput"})
+        "requeue-matching", 1, {"state": "Failed", "text": "kaput"})
     assert job_state(app, jobs["failed"]) == lifecycle.FAILED  # the background job does the work
 
 
 def test_bulk_on_filter_with_no_match(app, people, jobs):
     response = post_form(people["full"], "/hangfire/actions/delete",
                          {"scope": "all", "list": "failed", "q": "nothing"}, follow_redirects=True)
-    assert "No job matches this filter" in response.get_data(True)
+    assert "No job matching this filter is in a state “Delete” applies to" in response.get_data(True)
 
 
 def test_bulk_delete_with_a_worker_touches_only_matching_jobs(app, people, start_worker):
@@ -302,9 +303,9 @@ def test_bulk_delete_with_a_worker_touches_only_matching_jobs(app, people, start
 def test_bulk_retry_of_100_000_failed_jobs(app, people, start_worker):
     insert_failed_rows(app, 100_000)
     started = time.monotonic()
-    response = post_form(people["full"], "/hangfire/actions/requeue", {"scope": "all", "list": "failed"})
+    response = post_form(people["full"], "/hangfire/actions/retry", {"scope": "all", "list": "failed"})
     assert response.status_code == 302
-    assert "Started: 100,000 jobs will be processed" in flashes(people["full"])
+    assert "Started “Retry” on 100,000 jobs" in flashes(people["full"])
     start_worker(queues="default")  # runs the bulk job; the requeued jobs wait in "parked"
 
     def all_enqueued():

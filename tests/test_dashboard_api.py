@@ -139,7 +139,7 @@ def test_queues_servers_audit(app, bearer, jobs):
     assert queues["email"]["paused"] is True and queues["default"]["length"] == 1
     assert bearer("full", "get", f"{API}/servers").get_json() == {"servers": []}
     audit = bearer("read_only", "get", f"{API}/audit").get_json()
-    assert audit["entries"][0]["action"] == "pause queue" and audit["entries"][0]["user"] == "tom"
+    assert audit["entries"][0]["action"] == "pause-queue" and audit["entries"][0]["user"] == "tom"
     assert audit["entries"][0]["filter"] == {"queue": "email"}
 
 
@@ -191,7 +191,7 @@ def test_actions_via_bearer(app, bearer, jobs):
     (f"{API}/actions/delete", {"ids": []}, "Select at least one job."),
     (f"{API}/actions/delete", {"filter": "everything"}, "filter must be a JSON object"),
     (f"{API}/actions/delete", {"filter": {"state": "Nope"}}, "unknown state"),
-    (f"{API}/actions/delete", {"filter": {"q": "matches-nothing"}}, "No job matches"),
+    (f"{API}/actions/delete", {"filter": {"q": "matches-nothing"}}, "No job matching this filter"),
     (f"{API}/queues/pause", {"queue": ""}, "A queue name has"),
 ])
 def test_bad_actions_are_400(bearer, jobs, url, body, message):

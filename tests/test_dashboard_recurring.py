@@ -145,7 +145,7 @@ def test_trigger_now_enqueues_a_run(app, people, nightly):
     html = people["full"].get("/hangfire/recurring").get_data(True)
     assert f"Triggered recurring job “{nightly}” (job {run.id})." in html
     assert f'href="/hangfire/job/{run.id}"' in html  # last run, linked, with its state
-    [entry] = audit_entries(app, "recurring-trigger")
+    [entry] = audit_entries(app, "trigger-recurring")
     assert entry.user == "full" and json.loads(entry.job_ids) == [run.id]
     assert json.loads(entry.job_filter) == {"recurring_id": nightly}
 
@@ -174,7 +174,7 @@ def test_disable_persists_and_enable_resumes(app, people, nightly):
     with app.app_context():
         started = recurring.run_due(utcnow() + timedelta(days=2))
     assert runs_of(app, nightly) and {job.id for job in runs_of(app, nightly)} <= set(started)
-    assert [len(audit_entries(app, f"recurring-{a}")) for a in ("disable", "enable")] == [1, 1]
+    assert [len(audit_entries(app, f"{a}-recurring")) for a in ("disable", "enable")] == [1, 1]
 
 
 def test_delete_removes_the_row(app, people, nightly):
@@ -182,7 +182,7 @@ def test_delete_removes_the_row(app, people, nightly):
     assert row_of(app, nightly) is None
     html = people["full"].get("/hangfire/recurring").get_data(True)
     assert f"Deleted recurring job “{nightly}”." in html and f'data-recurring-id="{nightly}"' not in html
-    assert json.loads(audit_entries(app, "recurring-delete")[0].job_filter) == {"recurring_id": nightly}
+    assert json.loads(audit_entries(app, "delete-recurring")[0].job_filter) == {"recurring_id": nightly}
 
 
 def test_unknown_recurring_id_or_action_is_404(app, people, nightly):
@@ -265,7 +265,7 @@ def test_running_job_page_shows_progress_logs_and_cancel(app, people, running):
         client.get(f"/hangfire/job/{running}/fragment").get_data(True)), timeout=10, message="log lines")
     percent = int(re.search(r'aria-valuenow="(\d+)"', fragment).group(1))
     assert percent > 0 and "data-live-fast" in fragment and "<done>" not in fragment
-    assert "/hangfire/actions/cancel" in fragment and 'data-confirm="Cancel this job?"' in fragment
+    assert "/hangfire/actions/cancel" in fragment and 'data-confirm="Cancel this job? A running job stops' in fragment
     later = wait_for(lambda: (lambda html: int(re.search(r'aria-valuenow="(\d+)"', html).group(1)) > percent
                               and html)(client.get(f"/hangfire/job/{running}").get_data(True)), timeout=10,
                      message="progress to advance")

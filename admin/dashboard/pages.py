@@ -1,11 +1,7 @@
-"""The jobs dashboard, mounted at ``app.config["JOBS_DASHBOARD_PATH"]`` (default ``/hangfire``).
+"""The dashboard's HTML pages, their live fragments, the exports and the form actions.
 
-:class:`DashboardView` is the reusable guard: every route a subclass exposes runs the
-authorization chain of :mod:`admin.authorization` first, refuses every change (and
-the ``write_views``) to read-only users with a 403, and the menu hides the view from
-users the chain refuses. :class:`HangfireDashboardView` holds the pages, their live
-fragments, the exports and the form actions; the JSON API is
-:class:`admin.dashboard_api.HangfireApiView` at ``<path>/api``.
+:class:`HangfireDashboardView` is mounted at ``app.config["JOBS_DASHBOARD_PATH"]``
+(default ``/hangfire``) behind the guard of :mod:`admin.dashboard.guard`.
 
 Pages (under the dashboard path): ``/`` overview, ``/jobs/<list>`` (a state, ``retries``
 or ``all``; ``?recurring=<id>`` lists one recurring job's runs), ``/job/<id>``, ``/recurring``,
@@ -16,24 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
-from flask_admin import BaseView, expose
+from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_admin import expose
 
-from admin.access import refuse
-from admin.authorization import Decision, current_decision, refuse_decision
-from admin.dashboard_actions import (
+from admin.dashboard.actions import (
     ActionError,
-    EnqueueForm,
     UnknownRecurring,
     act_on_filter,
     act_on_jobs,
     act_on_recurring,
-    enqueueable_tasks,
+    bulk_message,
     set_queue_paused,
-    submit_enqueue,
 )
-from admin.dashboard_data import (
-    Formats,
+from admin.dashboard.data import (
     JobPage,
     audit_rows,
     job_detail,
@@ -44,8 +35,11 @@ from admin.dashboard_data import (
     retry_count,
     server_rows,
 )
-from admin.dashboard_export import FORMATS, export_response
-from admin.dashboard_filters import (
+from admin.dashboard.enqueue import EnqueueForm, enqueueable_tasks, submit_enqueue
+from admin.dashboard.export import FORMATS, export_response
+from admin.dashboard.formats import Formats
+from admin.dashboard.guard import DashboardView
+from admin.dashboard.lists import (
     JOB_LISTS,
     PAGE_SIZES,
     STATE_LISTS,
@@ -58,70 +52,13 @@ from admin.dashboard_filters import (
 from app.web import safe_next_url
 from tasks import queries
 
-DEFAULT_PATH = "/hangfire"
-ENDPOINT = "hangfire"
-API_ENDPOINT = "hangfire_api"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_REFRESH_SECONDS = 3.0
-
-
-def dashboard_path(app: Flask) -> str:
-    """The configured mount path, normalised to ``/segment[/segment...]`` without a trailing slash."""
-    path = str(app.config.get("JOBS_DASHBOARD_PATH") or DEFAULT_PATH).strip().strip("/")
-    return "/" + path if path else DEFAULT_PATH
 
 
 def refresh_milliseconds() -> int:
     """How often live parts refresh (``JOBS_DASHBOARD_REFRESH_SECONDS``, default 3 s, at least 0.5 s)."""
     seconds = float(current_app.config.get("JOBS_DASHBOARD_REFRESH_SECONDS") or DEFAULT_REFRESH_SECONDS)
     return int(max(seconds, 0.5) * 1000)
-
-
-class DashboardView(BaseView):
-    """A Flask-Admin view whose every exposed route is guarded by the dashboard chain.
-
-    Anonymous browsers are redirected to the login page, anonymous API callers get a
-    401 JSON body, signed-in users refused by a filter get a 403. Read-only users get a
-    403 for every request that isn't GET/HEAD/OPTIONS and for the routes listed in
-    ``write_views`` (forms that only exist to change things). Views listed in
-    ``api_views`` (method names), or every view when ``json_api`` is set, answer
-    refusals in JSON. Inside a route, ``self.decision`` tells whether the user is read-only.
-    """
-
-    api_views: frozenset[str] = frozenset()
-    write_views: frozenset[str] = frozenset()
-    json_api: bool = False
-
-    @property
-    def decision(self) -> Decision:
-        """The chain's decision for the current request."""
-        return current_decision()
-
-    @property
-    def read_only(self) -> bool:
-        """True when the current user may look but not change anything."""
-        return self.decision.read_only
-
-    def is_accessible(self) -> bool:
-        """True when every filter of the chain passes (also hides the menu entry)."""
-        return self.decision.allowed
-
-    def answers_json(self, name: str) -> bool | None:
-        """True when route ``name`` always answers refusals in JSON (else it follows the request)."""
-        return True if self.json_api or name in self.api_views else None
-
-    def changes_things(self, name: str) -> bool:
-        """True when route ``name`` (as requested now) would change something."""
-        return request.method not in SAFE_METHODS or name in self.write_views
-
-    def _handle_view(self, name: str, **kwargs: Any):
-        """Run the chain before every exposed route; refuse changes to read-only users."""
-        decision = self.decision
-        if not decision.allowed:
-            return refuse_decision(decision, api=self.answers_json(name))
-        if decision.read_only and self.changes_things(name):
-            return refuse(True, api=self.answers_json(name))
-        return None
 
 
 def fragment(html: str) -> Response:
@@ -315,7 +252,7 @@ class HangfireDashboardView(DashboardView):
         back = safe_next_url(request.form.get("next"), url_for(".index"))
         try:
             if request.form.get("scope") == "all":
-                flash(act_on_filter(action, self.submitted_filter()).message(), "success")
+                flash(bulk_message(act_on_filter(action, self.submitted_filter())), "success")
             else:
                 outcome = act_on_jobs(action, self.submitted_ids())
                 flash(outcome.message(), "success" if outcome.changed else "warning")
@@ -339,16 +276,3 @@ class HangfireDashboardView(DashboardView):
         if query.problems:
             raise ActionError(" ".join(query.problems))
         return query.job_filter
-
-
-def dashboard_view(app: Flask) -> HangfireDashboardView:
-    """The dashboard's pages for ``app``, mounted at its configured path."""
-    return HangfireDashboardView(name="Hangfire Dashboard", endpoint=ENDPOINT, url=dashboard_path(app))
-
-
-def dashboard_views(app: Flask) -> list[DashboardView]:
-    """The dashboard's views for ``app``: its pages and its JSON API (``<path>/api``)."""
-    from admin.dashboard_api import HangfireApiView
-
-    return [dashboard_view(app),
-            HangfireApiView(name="Hangfire API", endpoint=API_ENDPOINT, url=dashboard_path(app) + "/api")]

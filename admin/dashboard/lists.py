@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tasks import lifecycle
+from tasks.actions import JOB_ACTIONS, JobAction, actions_for
 from tasks.queries import BadCursor, JobFilter, decode_cursor
 
 PAGE_SIZES = (20, 50, 100, 500)
@@ -27,28 +28,9 @@ TEXT_COUNT_MIN = 100
 FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring")
 
 
-@dataclass(frozen=True)
-class Action:
-    """A command a person can run on jobs: ``requeue``, ``trigger``, ``delete`` or ``cancel``.
-
-    ``bulk`` is False for actions offered on selected jobs only (not on "all matching").
-    """
-
-    name: str
-    label: str
-    style: str = "secondary"
-    bulk: bool = True
-
-    def confirm(self, what: str) -> str:
-        """The confirmation question for applying this action to ``what``."""
-        return f"{self.label} {what}?"
-
-
-REQUEUE = Action("requeue", "Requeue", "primary")
-RETRY = Action("requeue", "Retry", "primary")
-TRIGGER = Action("trigger", "Run now", "primary")
-DELETE = Action("delete", "Delete", "danger")
-CANCEL = Action("cancel", "Cancel", "warning", bulk=False)
+def named(*names: str) -> tuple[JobAction, ...]:
+    """The registry's actions called ``names``, in that order."""
+    return tuple(JOB_ACTIONS[name] for name in names)
 
 
 @dataclass(frozen=True)
@@ -59,12 +41,12 @@ class JobList:
     title: str
     state: str | None = None
     retrying: bool = False
-    actions: tuple[Action, ...] = ()
+    actions: tuple[JobAction, ...] = ()
     columns: tuple[str, ...] = ("state", "queue", "changed")
     empty: str = "No jobs."
 
     @property
-    def bulk_actions(self) -> tuple[Action, ...]:
+    def bulk_actions(self) -> tuple[JobAction, ...]:
         """The actions this list offers on everything matching its filter."""
         return tuple(action for action in self.actions if action.bulk)
 
@@ -74,22 +56,23 @@ class JobList:
 
 
 JOB_LISTS: dict[str, JobList] = {job_list.slug: job_list for job_list in (
-    JobList("enqueued", "Enqueued", lifecycle.ENQUEUED, actions=(DELETE,),
+    JobList("enqueued", "Enqueued", lifecycle.ENQUEUED, actions=named("delete"),
             columns=("queue", "enqueued", "by"), empty="No job is waiting."),
-    JobList("scheduled", "Scheduled", lifecycle.SCHEDULED, actions=(TRIGGER, DELETE),
+    JobList("scheduled", "Scheduled", lifecycle.SCHEDULED, actions=named("trigger", "delete"),
             columns=("queue", "due", "by"), empty="Nothing is scheduled."),
-    JobList("processing", "Processing", lifecycle.PROCESSING, actions=(CANCEL, DELETE),
+    JobList("processing", "Processing", lifecycle.PROCESSING, actions=named("cancel", "delete"),
             columns=("worker", "started", "attempt", "progress"), empty="No job is running."),
-    JobList("succeeded", "Succeeded", lifecycle.SUCCEEDED, actions=(REQUEUE,),
+    JobList("succeeded", "Succeeded", lifecycle.SUCCEEDED, actions=named("requeue"),
             columns=("duration", "latency", "finished")),
-    JobList("failed", "Failed", lifecycle.FAILED, actions=(RETRY, DELETE),
+    JobList("failed", "Failed", lifecycle.FAILED, actions=named("retry", "delete"),
             columns=("exception", "attempt", "failed"), empty="No failed jobs."),
-    JobList("deleted", "Deleted", lifecycle.DELETED, actions=(REQUEUE,), columns=("reason", "finished")),
-    JobList("awaiting", "Awaiting", lifecycle.AWAITING, actions=(DELETE,),
+    JobList("deleted", "Deleted", lifecycle.DELETED, actions=named("requeue"),
+            columns=("reason", "finished")),
+    JobList("awaiting", "Awaiting", lifecycle.AWAITING, actions=named("delete"),
             columns=("queue", "created", "reason")),
-    JobList("retries", "Retries", retrying=True, actions=(TRIGGER, DELETE),
+    JobList("retries", "Retries", retrying=True, actions=named("trigger", "delete"),
             columns=("due", "attempt", "exception"), empty="No job waits for a retry."),
-    JobList("all", "All jobs", actions=(REQUEUE, TRIGGER, DELETE)),
+    JobList("all", "All jobs", actions=named("requeue", "trigger", "delete")),
 )}
 #: the lists shown in the jobs sidebar, in lifecycle order
 STATE_LISTS = tuple(JOB_LISTS[slug] for slug in
@@ -104,11 +87,11 @@ def list_for_state(state: str | None) -> JobList:
     return JOB_LISTS["all"]
 
 
-def row_action(state: str) -> Action | None:
-    """The one-click action offered on a job in ``state`` (Retry a failure, run a scheduled job now,
-    cancel a running one)."""
-    return {lifecycle.FAILED: RETRY, lifecycle.SUCCEEDED: REQUEUE, lifecycle.DELETED: REQUEUE,
-            lifecycle.SCHEDULED: TRIGGER, lifecycle.PROCESSING: CANCEL}.get(state)
+def row_action(state: str) -> JobAction | None:
+    """The one-click action offered on a list row in ``state`` (Retry a failure, run a scheduled job now,
+    cancel a running one); Delete stays with the selection toolbar."""
+    offered = [action for action in actions_for(state) if action.name != "delete"]
+    return offered[0] if offered else None
 
 
 class BadListQuery(ValueError):

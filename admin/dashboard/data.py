@@ -10,25 +10,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from admin.dashboard_charts import WIDE, Chart, throughput_chart
-from admin.dashboard_filters import (
-    CANCEL,
+from sqlalchemy import func, select
+
+from admin.dashboard.charts import WIDE, Chart, throughput_chart
+from admin.dashboard.formats import Formats
+from admin.dashboard.lists import (
     COUNT_CAP,
-    DELETE,
-    REQUEUE,
-    RETRY,
     RETRY_COUNT_CAP,
     TEXT_COUNT_MIN,
     TEXT_COUNT_PAGES,
-    TRIGGER,
-    Action,
     ListQuery,
     row_action,
 )
-from sqlalchemy import func, select
-
 from app.extensions import db
-from tasks import commands, lifecycle, queries
+from tasks import lifecycle, queries
+from tasks.actions import JobAction, actions_for
 from tasks.ledger import Job, JobState, utcnow
 from tasks.progress import JobLog, job_logs
 from tasks.queries import JobFilter
@@ -73,54 +69,6 @@ def duration_of(job: Job) -> float | None:
 def latency_of(job: Job) -> float | None:
     """How long the job waited in its queue before it started."""
     return seconds_between(job.enqueued_at, job.started_at)
-
-
-# --- formatting ------------------------------------------------------------------------------
-
-class Formats:
-    """Text for times, durations and counts, relative to one ``now``."""
-
-    def __init__(self, now: datetime | None = None):
-        self.now = now or utcnow()
-
-    @staticmethod
-    def when(value: datetime | None) -> str:
-        """``2026-11-22 07:26:42`` (UTC), or an empty string."""
-        return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
-
-    @staticmethod
-    def iso(value: datetime | None) -> str:
-        """ISO 8601 with a ``Z`` (for ``<time datetime>``)."""
-        return value.isoformat(timespec="seconds") + "Z" if value else ""
-
-    def ago(self, value: datetime | None) -> str:
-        """``12 s ago`` or ``in 3 min`` relative to ``now``."""
-        if value is None:
-            return ""
-        delta = (self.now - value).total_seconds()
-        span = self.duration(abs(delta), precise=False)
-        return f"in {span}" if delta < -0.5 else ("just now" if delta < 1 else f"{span} ago")
-
-    @staticmethod
-    def duration(seconds: float | None, precise: bool = True) -> str:
-        """``85 ms``, ``3.2 s``, ``4 min 3 s``, ``2 h 5 min``, ``3 d 4 h``."""
-        if seconds is None:
-            return ""
-        if seconds < 1 and precise:
-            return f"{seconds * 1000:.0f} ms"
-        if seconds < 60:
-            return f"{seconds:.1f} s" if precise and seconds < 10 else f"{seconds:.0f} s"
-        minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
-        if seconds < 3600:
-            return f"{minutes} min {int(seconds % 60)} s" if precise else f"{minutes} min"
-        if seconds < 86400:
-            return f"{hours} h {minutes % 60} min"
-        return f"{days} d {hours % 24} h"
-
-    @staticmethod
-    def count(value: int, capped: bool = False) -> str:
-        """``1,234``, or ``10,000+`` when counting stopped at the cap."""
-        return f"{value:,}+" if capped else f"{value:,}"
 
 
 # --- overview --------------------------------------------------------------------------------
@@ -191,7 +139,7 @@ class JobRow:
     job: Job
     duration: float | None
     latency: float | None
-    action: Action | None
+    action: JobAction | None
 
     @property
     def arguments_preview(self) -> str:
@@ -308,27 +256,13 @@ class JobDetail:
     attempts: list[Attempt]
     duration: float | None
     latency: float | None
-    actions: list[Action]
+    actions: list[JobAction]
     logs: list[JobLog]
 
     @property
     def running(self) -> bool:
         """True while the job is Processing (its page then refreshes faster)."""
         return self.job.state == lifecycle.PROCESSING
-
-
-def available_actions(job: Job) -> list[Action]:
-    """What a person may do to ``job`` in its current state."""
-    actions = []
-    if job.state == lifecycle.PROCESSING:
-        actions.append(CANCEL)
-    elif job.state == lifecycle.SCHEDULED:
-        actions.append(TRIGGER)
-    elif job.state in commands.REQUEUEABLE:
-        actions.append(RETRY if job.state == lifecycle.FAILED else REQUEUE)
-    if job.state in commands.DELETABLE:
-        actions.append(DELETE)
-    return actions
 
 
 def recorded_latency(history: list[JobState]) -> float | None:
@@ -350,7 +284,7 @@ def job_detail(job: Job) -> JobDetail:
         result_json=pretty_json(decoded(job.result)) if job.result is not None else None,
         history=list(reversed(entries)), attempts=[e.attempt for e in entries if e.attempt],
         duration=duration_of(job), latency=first_known(recorded_latency(rows), latency_of(job)),
-        actions=available_actions(job), logs=job_logs(job.id),
+        actions=actions_for(job.state), logs=job_logs(job.id),
     )
 
 

@@ -24,28 +24,21 @@ from flask_admin import expose
 from flask_wtf.csrf import CSRFError
 
 from admin.access import json_error
-from admin.dashboard import DashboardView
-from admin.dashboard_actions import (
+from admin.dashboard.actions import (
     RECURRING_ACTIONS,
     ActionError,
-    EnqueueForm,
     UnknownRecurring,
     act_on_filter,
     act_on_jobs,
     act_on_recurring,
+    bulk_json,
     set_queue_paused,
-    submit_enqueue,
 )
-from admin.dashboard_data import (
-    Formats,
-    audit_rows,
-    job_page,
-    overview,
-    queue_rows,
-    recurring_rows,
-    server_rows,
-)
-from admin.dashboard_filters import BadListQuery, api_list_query
+from admin.dashboard.data import audit_rows, job_page, overview, queue_rows, recurring_rows, server_rows
+from admin.dashboard.enqueue import EnqueueForm, submit_enqueue
+from admin.dashboard.formats import Formats
+from admin.dashboard.guard import DashboardView
+from admin.dashboard.lists import BadListQuery, api_list_query
 from app.auth.tokens import bearer_token
 from app.extensions import csrf
 from tasks import queries
@@ -184,7 +177,7 @@ class HangfireApiView(DashboardView):
                 if not isinstance(data["filter"], dict):
                     raise ActionError("filter must be a JSON object of list parameters")
                 query = api_list_query({k: str(v) for k, v in data["filter"].items()})
-                return jsonify(act_on_filter(action, query.job_filter).as_json()), 202
+                return jsonify(bulk_json(act_on_filter(action, query.job_filter))), 202
             ids = data.get("ids")
             if not isinstance(ids, list):
                 raise ActionError('send {"ids": [...]} or {"filter": {...}}')

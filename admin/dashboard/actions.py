@@ -1,0 +1,168 @@
+"""The dashboard's write side: every action a person takes, validated and audited.
+
+The HTML pages and the JSON API both call these functions; each records one audit
+entry (``tasks.audit.record_audit``) naming the user, the action and its jobs or filter.
+Job actions come from the engine's registry (``tasks.actions``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask_login import current_user
+
+from tasks import actions, commands, recurring
+from tasks.actions import JobAction
+from tasks.audit import record_audit
+from tasks.queries import JobFilter
+
+MAX_JOB_ID = 64
+
+
+class ActionError(ValueError):
+    """An action the dashboard refuses (unknown action, nothing selected, nothing matches)."""
+
+
+def acting_user() -> str | None:
+    """The signed-in user's name (None when a custom filter let an anonymous caller in)."""
+    return current_user.username if getattr(current_user, "is_authenticated", False) else None
+
+
+def plural(count: int, noun: str = "job", capped: bool = False) -> str:
+    """``1 job``, ``3 jobs``, ``1,000,000+ jobs``."""
+    return f"{count:,}{'+' if capped else ''} {noun}{'' if count == 1 and not capped else 's'}"
+
+
+# --- on selected jobs ------------------------------------------------------------------------
+
+@dataclass
+class ActionOutcome:
+    """What an action on selected jobs did."""
+
+    action: JobAction
+    requested: list[str]
+    changed: list[str]
+
+    def message(self) -> str:
+        """``Retried 2 of 3 jobs. 1 was not in a state this action applies to.``"""
+        done, asked = len(self.changed), len(self.requested)
+        text = f"{self.action.done} {done} of {plural(asked)}." if done != asked else \
+            f"{self.action.done} {plural(done)}."
+        skipped = asked - done
+        if skipped:
+            text += f" {skipped} {'was' if skipped == 1 else 'were'} not in a state this action applies to."
+        return text
+
+    def as_json(self) -> dict:
+        """The JSON API's answer."""
+        return {"action": self.action.name, "requested": self.requested, "changed": self.changed,
+                "message": self.message()}
+
+
+def known_action(name: str, bulk: bool = False) -> JobAction:
+    """The registry's action called ``name``; ``ActionError`` for anything else."""
+    try:
+        return actions.job_action(name, bulk=bulk)
+    except actions.UnknownAction as exc:
+        raise ActionError(str(exc)) from None
+
+
+def act_on_jobs(name: str, job_ids: Sequence[str]) -> ActionOutcome:
+    """Run action ``name`` on the given jobs now (audited)."""
+    action = known_action(name)
+    ids = list(dict.fromkeys(str(job_id)[:MAX_JOB_ID] for job_id in job_ids if job_id))
+    if not ids:
+        raise ActionError("Select at least one job.")
+    return ActionOutcome(action, ids, actions.perform(action.name, ids, by=acting_user()))
+
+
+# --- on everything a filter matches ----------------------------------------------------------
+
+def bulk_message(started: actions.BulkStarted) -> str:
+    """``Started: 100,000 jobs will be retried in the background (bulk job …).``"""
+    return (f"Started “{started.action.label}” on {plural(started.estimate, capped=started.capped)} "
+            f"in the background (bulk job {started.job_id}).")
+
+
+def bulk_json(started: actions.BulkStarted) -> dict:
+    """The JSON API's answer to a bulk action."""
+    return {"action": started.action.name, "bulk_job_id": started.job_id, "estimate": started.estimate,
+            "estimate_capped": started.capped, "message": bulk_message(started)}
+
+
+def act_on_filter(name: str, job_filter: JobFilter) -> actions.BulkStarted:
+    """Start action ``name`` on every job matching ``job_filter`` in a background job (audited)."""
+    action = known_action(name, bulk=True)
+    try:
+        return actions.start_bulk(action.name, job_filter, by=acting_user())
+    except actions.NothingMatches as exc:
+        raise ActionError(str(exc)) from None
+
+
+# --- recurring jobs --------------------------------------------------------------------------
+
+RECURRING_ACTIONS = ("trigger", "enable", "disable", "delete")
+RECURRING_DONE = {"trigger": "Triggered", "enable": "Enabled", "disable": "Disabled", "delete": "Deleted"}
+MAX_RECURRING_ID = 100
+
+
+class UnknownRecurring(LookupError):
+    """No recurring job has the id an action named."""
+
+
+@dataclass
+class RecurringOutcome:
+    """What an action on a recurring job did (``job_id``: the run a trigger enqueued)."""
+
+    action: str
+    recurring_id: str
+    job_id: str | None = None
+
+    def message(self) -> str:
+        """``Triggered recurring job “nightly” (job …).``"""
+        text = f"{RECURRING_DONE[self.action]} recurring job “{self.recurring_id}”"
+        return text + (f" (job {self.job_id})." if self.job_id else ".")
+
+    def as_json(self) -> dict:
+        """The JSON API's answer."""
+        return {"action": self.action, "id": self.recurring_id, "job_id": self.job_id,
+                "message": self.message()}
+
+
+def apply_recurring(action: str, recurring_id: str) -> tuple[bool, str | None]:
+    """Run ``action`` on the recurring job; (found, id of the run a trigger enqueued)."""
+    if action == "trigger":
+        job_id = recurring.trigger(recurring_id, by=acting_user())
+        return job_id is not None, job_id
+    if action == "delete":
+        return recurring.remove(recurring_id), None
+    return recurring.set_enabled(recurring_id, action == "enable"), None
+
+
+def act_on_recurring(action: str, recurring_id: str) -> RecurringOutcome:
+    """Trigger, enable, disable or delete a recurring job, and audit it.
+
+    ``ActionError`` for an unknown action, ``UnknownRecurring`` for an unknown id.
+    """
+    if action not in RECURRING_ACTIONS:
+        raise ActionError(f"Unknown action {action!r}; one of {', '.join(RECURRING_ACTIONS)}.")
+    recurring_id = str(recurring_id)[:MAX_RECURRING_ID]
+    found, job_id = apply_recurring(action, recurring_id)
+    if not found:
+        raise UnknownRecurring(f"No recurring job is called “{recurring_id}”.")
+    record_audit(acting_user(), f"{action}-recurring", job_ids=[job_id] if job_id else [],
+                 job_filter={"recurring_id": recurring_id}, count=1 if job_id else 0)
+    return RecurringOutcome(action, recurring_id, job_id)
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+def set_queue_paused(name: str, paused: bool) -> str:
+    """Pause or resume queue ``name``, audit it, and return a message for the person."""
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise ActionError("A queue name has 1 to 64 characters.")
+    (commands.pause_queue if paused else commands.resume_queue)(name, by=acting_user())
+    record_audit(acting_user(), "pause-queue" if paused else "resume-queue", job_filter={"queue": name},
+                 count=0)
+    return f"Queue “{name}” {'paused: workers stop fetching from it' if paused else 'resumed'}."
