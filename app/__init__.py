@@ -42,10 +42,11 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import auth, cli, health, mail, reports
+    from app import auth, cli, health, mail, reports, web
     from tasks import init_app as init_jobs
     from admin import init_admin
 
+    web.init_app(app)
     auth.init_app(app)
     health.init_app(app)
     init_jobs(app)

@@ -137,17 +137,18 @@ def test_theme_follows_the_system_and_remembers_a_choice(browser, live_server, o
         page.goto("/hangfire")
         html = page.locator("html")
         expect(html).to_have_attribute("data-theme", "dark")
-        toggle = page.get_by_role("button", name=re.compile("Theme"))
-        expect(toggle).to_have_text("Theme: auto")
-        toggle.click()
+        picker = page.get_by_label("Colour theme")
+        expect(picker).to_have_value("auto")
+        picker.select_option("light")
         expect(html).to_have_attribute("data-theme", "light")
-        page.reload()
-        expect(html).to_have_attribute("data-theme", "light")  # remembered
-        toggle.click()
+        page.goto("/reports")
+        expect(html).to_have_attribute("data-theme", "light")  # remembered, on every page
+        expect(page.get_by_label("Colour theme")).to_have_value("light")
+        page.get_by_label("Colour theme").select_option("dark")
         expect(html).to_have_attribute("data-theme", "dark")
-        toggle.click()
-        expect(toggle).to_have_text("Theme: auto")
-        assert page.evaluate("localStorage.getItem('hangfire.theme')") is None
+        page.get_by_label("Colour theme").select_option("auto")
+        expect(html).to_have_attribute("data-theme", "dark")  # the system's
+        assert page.evaluate("localStorage.getItem('theme')") is None
     finally:
         context.close()
 

@@ -130,7 +130,7 @@ def generate_watch_download(app, runner, new_page) -> None:
     sign_in(admin, "root")
     find_job_in_dashboard(admin, runner, report.job_id)
     admin.goto("/admin/")
-    admin.get_by_role("link", name="Outbox").click()
+    admin.get_by_role("navigation", name="Main").get_by_role("link", name="Outbox").click()
     admin.get_by_role("link", name=f"Your report is ready: {report.title}").click()
     expect(admin.get_by_test_id("attachments")).to_contain_text(download.suggested_filename)
     screenshot(admin, "outbox-message")

@@ -21,10 +21,11 @@ from admin.dashboard.api import HangfireApiView
 from admin.dashboard.guard import API_ENDPOINT, ENDPOINT, DashboardView, api_path, dashboard_path
 from admin.dashboard.pages import HangfireDashboardView
 
-__all__ = ["DashboardView", "HangfireApiView", "HangfireDashboardView", "dashboard_path", "dashboard_views"]
+__all__ = ["DashboardView", "HangfireApiView", "HangfireDashboardView", "api_path", "dashboard_path",
+           "dashboard_views"]
 
 
 def dashboard_views(app: Flask) -> list[DashboardView]:
     """The dashboard's views for ``app``: its pages and its JSON API (``<path>/api``)."""
-    return [HangfireDashboardView(name="Hangfire Dashboard", endpoint=ENDPOINT, url=dashboard_path(app)),
+    return [HangfireDashboardView(name="Dashboard", endpoint=ENDPOINT, url=dashboard_path(app)),
             HangfireApiView(name="Hangfire API", endpoint=API_ENDPOINT, url=api_path(app))]

@@ -34,7 +34,8 @@ from admin.dashboard.actions import (
     bulk_json,
     set_queue_paused,
 )
-from admin.dashboard.data import audit_rows, job_page, overview, queue_rows, recurring_rows, server_rows
+from admin.dashboard.data import audit_rows, job_page, overview, recurring_rows
+from admin.dashboard.live import live, queue_rows, server_rows
 from admin.dashboard.enqueue import EnqueueForm, submit_enqueue
 from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
@@ -105,7 +106,8 @@ class HangfireApiView(DashboardView):
     def stats(self):
         """Counters per state, retries, recurring, workers, queues, and whether the caller is read-only."""
         return jsonify(overview(with_charts=False).as_json()
-                       | {"queues": [iso_times(q) for q in queue_rows()], "read_only": self.read_only})
+                       | {"queues": [iso_times(q) for q in queue_rows()], "read_only": self.read_only,
+                          "transport": live().as_json()})
 
     @expose("/jobs")
     def jobs(self):
@@ -128,12 +130,12 @@ class HangfireApiView(DashboardView):
     @expose("/queues")
     def queues(self):
         """Every queue: length, oldest job's age, paused."""
-        return jsonify(queues=queue_rows())
+        return jsonify(queues=queue_rows(), transport=live().as_json())
 
     @expose("/servers")
     def servers(self):
         """Registered workers, live ones first."""
-        return jsonify(servers=[iso_times(worker) for worker in server_rows()])
+        return jsonify(servers=[iso_times(worker) for worker in server_rows()], transport=live().as_json())
 
     @expose("/audit")
     def audit(self):

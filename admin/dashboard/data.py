@@ -14,11 +14,13 @@ from sqlalchemy import func, select
 
 from admin.dashboard.charts import WIDE, Chart, throughput_chart
 from admin.dashboard.formats import Formats
+from admin.dashboard.live import queue_rows, worker_counts
 from admin.dashboard.lists import (
     COUNT_CAP,
     RETRY_COUNT_CAP,
     TEXT_COUNT_MIN,
     TEXT_COUNT_PAGES,
+    STATE_LISTS,
     ListQuery,
     row_action,
 )
@@ -81,15 +83,17 @@ class Overview:
     retries: int
     retries_capped: bool
     recurring: int
-    workers_alive: int
-    workers_dead: int
+    workers_alive: int | None  # None: unknown (the transport doesn't answer)
+    workers_dead: int | None
+    unread_queues: list[dict] = field(default_factory=list)  # queues with jobs waiting and no live reader
     charts: list[Chart] = field(default_factory=list)
 
     def as_json(self) -> dict:
         """The counters as the JSON API's ``stats`` answer."""
         return {"states": self.counts, "retries": self.retries, "retries_capped": self.retries_capped,
                 "recurring": self.recurring,
-                "workers": {"alive": self.workers_alive, "dead": self.workers_dead}}
+                "workers": {"alive": self.workers_alive, "dead": self.workers_dead},
+                "unread_queues": [q["name"] for q in self.unread_queues]}
 
 
 def retry_count() -> tuple[int, bool]:
@@ -100,13 +104,6 @@ def retry_count() -> tuple[int, bool]:
 def recurring_count() -> int:
     """How many recurring jobs are registered."""
     return db.session.scalar(select(func.count()).select_from(RecurringJob)) or 0
-
-
-def worker_counts() -> tuple[int, int]:
-    """Live and dead registered workers."""
-    workers = queries.workers_overview()
-    alive = sum(1 for worker in workers if worker["alive"])
-    return alive, len(workers) - alive
 
 
 def throughput_charts(now: datetime) -> list[Chart]:
@@ -125,12 +122,19 @@ def overview(with_charts: bool = True) -> Overview:
     """Everything on the overview page (``with_charts=False`` for the JSON stats)."""
     retries, capped = retry_count()
     alive, dead = worker_counts()
+    unread = [queue for queue in queue_rows() if queue["unread"] and queue["length"]]
     return Overview(counts=queries.state_counts(), retries=retries, retries_capped=capped,
-                    recurring=recurring_count(), workers_alive=alive, workers_dead=dead,
+                    recurring=recurring_count(), workers_alive=alive, workers_dead=dead, unread_queues=unread,
                     charts=throughput_charts(utcnow()) if with_charts else [])
 
 
 # --- lists -----------------------------------------------------------------------------------
+
+def list_menu(counts: dict[str, int], retries: tuple[int, bool]) -> list[tuple[str, str, str]]:
+    """The list menu's entries: (slug, title, count as text), the states in lifecycle order first."""
+    entries = [(item.slug, item.title, Formats.count(counts.get(item.state, 0))) for item in STATE_LISTS]
+    return entries + [("retries", "Retries", Formats.count(*retries)), ("all", "All jobs", "")]
+
 
 @dataclass
 class JobRow:
@@ -187,7 +191,7 @@ def job_page(query: ListQuery) -> JobPage:
 
     A first page that holds every match is its own count (no second scan for rare searches).
     """
-    page = queries.list_jobs(query.job_filter, limit=query.limit, cursor=query.cursor)
+    page = queries.list_jobs(query.job_filter, limit=query.limit, cursor=query.cursor, order=query.job_list.order)
     if query.cursor is None and page.next_cursor is None:
         total, capped = len(page.jobs), False
     else:
@@ -300,17 +304,7 @@ def recurring_rows() -> list[dict]:
     return queries.recurring_overview()
 
 
-# --- queues, servers, audit ------------------------------------------------------------------
-
-def queue_rows() -> list[dict]:
-    """Every queue with its length, oldest job's age and paused flag."""
-    return queries.queue_overview()
-
-
-def server_rows() -> list[dict]:
-    """Registered workers, live ones first."""
-    return sorted(queries.workers_overview(), key=lambda worker: not worker["alive"])
-
+# --- audit ----------------------------------------------------------------------------------
 
 @dataclass
 class AuditRow:

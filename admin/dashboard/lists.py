@@ -24,8 +24,12 @@ RETRY_COUNT_CAP = 1_000
 #: a text search counts matches only this far (× page size, at least 100): LIKE '%…%' can't use an index
 TEXT_COUNT_PAGES = 5
 TEXT_COUNT_MIN = 100
+ORDER_LABELS = {"changed": "newest first", "due": "soonest due first",
+                "run": "in the order workers take them (per queue: priority, then oldest)"}
 #: query parameters that narrow a list (the cursor and page size are not part of the filter)
 FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring")
+FILTER_LABELS = {"q": "text", "task": "task", "queue": "queue", "enqueued_by": "enqueued by", "since": "since",
+                 "until": "before", "recurring": "recurring job"}
 
 
 def named(*names: str) -> tuple[JobAction, ...]:
@@ -44,6 +48,13 @@ class JobList:
     actions: tuple[JobAction, ...] = ()
     columns: tuple[str, ...] = ("state", "queue", "changed")
     empty: str = "No jobs."
+    #: how the list is sorted (``tasks.queries.ORDERS``): newest change, soonest due, or run order
+    order: str = "changed"
+
+    @property
+    def order_label(self) -> str:
+        """How the list is sorted, in words."""
+        return ORDER_LABELS[self.order]
 
     @property
     def bulk_actions(self) -> tuple[JobAction, ...]:
@@ -57,9 +68,9 @@ class JobList:
 
 JOB_LISTS: dict[str, JobList] = {job_list.slug: job_list for job_list in (
     JobList("enqueued", "Enqueued", lifecycle.ENQUEUED, actions=named("delete"),
-            columns=("queue", "enqueued", "by"), empty="No job is waiting."),
+            columns=("queue", "enqueued", "by"), empty="No job is waiting.", order="run"),
     JobList("scheduled", "Scheduled", lifecycle.SCHEDULED, actions=named("trigger", "delete"),
-            columns=("queue", "due", "by"), empty="Nothing is scheduled."),
+            columns=("queue", "due", "by"), empty="Nothing is scheduled.", order="due"),
     JobList("processing", "Processing", lifecycle.PROCESSING, actions=named("cancel", "delete"),
             columns=("worker", "started", "attempt", "progress"), empty="No job is running."),
     JobList("succeeded", "Succeeded", lifecycle.SUCCEEDED, actions=named("requeue"),
@@ -71,7 +82,7 @@ JOB_LISTS: dict[str, JobList] = {job_list.slug: job_list for job_list in (
     JobList("awaiting", "Awaiting", lifecycle.AWAITING, actions=named("delete"),
             columns=("queue", "created", "reason")),
     JobList("retries", "Retries", retrying=True, actions=named("trigger", "delete"),
-            columns=("due", "attempt", "exception"), empty="No job waits for a retry."),
+            columns=("due", "attempt", "exception"), empty="No job waits for a retry.", order="due"),
     JobList("all", "All jobs", actions=named("requeue", "trigger", "delete")),
 )}
 #: the lists shown in the jobs sidebar, in lifecycle order
@@ -176,12 +187,12 @@ def narrowing(args: Mapping[str, str], problems: list[str]) -> tuple[dict, dict[
     return fields, params
 
 
-def checked_cursor(cursor: str | None) -> str | None:
-    """``cursor`` if the ledger can read it; ``BadListQuery`` otherwise."""
+def checked_cursor(cursor: str | None, order: str) -> str | None:
+    """``cursor`` if the ledger can read it for a list sorted by ``order``; ``BadListQuery`` otherwise."""
     if not cursor:
         return None
     try:
-        decode_cursor(cursor)
+        decode_cursor(cursor, order)
     except BadCursor as exc:
         raise BadListQuery(str(exc)) from None
     return cursor
@@ -193,7 +204,7 @@ def parse_list_query(job_list: JobList, args: Mapping[str, str], any_size: bool 
     fields, params = narrowing(args, problems)
     return ListQuery(job_list=job_list, job_filter=job_list.job_filter(**fields),
                      limit=page_size(args.get("limit"), problems, any_size),
-                     cursor=checked_cursor(args.get("cursor")), params=params, problems=problems)
+                     cursor=checked_cursor(args.get("cursor"), job_list.order), params=params, problems=problems)
 
 
 def api_list_query(args: Mapping[str, str]) -> ListQuery:

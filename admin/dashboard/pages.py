@@ -27,19 +27,20 @@ from admin.dashboard.actions import (
 from admin.dashboard.data import (
     JobPage,
     audit_rows,
+    list_menu,
     job_detail,
     job_page,
     overview,
-    queue_rows,
     recurring_rows,
     retry_count,
-    server_rows,
 )
 from admin.dashboard.enqueue import EnqueueForm, enqueueable_tasks, submit_enqueue
 from admin.dashboard.export import FORMATS, export_response
 from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
+from admin.dashboard.live import live, queue_rows, server_rows
 from admin.dashboard.lists import (
+    FILTER_LABELS,
     JOB_LISTS,
     PAGE_SIZES,
     STATE_LISTS,
@@ -51,6 +52,7 @@ from admin.dashboard.lists import (
 )
 from app.web import safe_next_url
 from tasks import queries
+from tasks.api import REGISTRY
 
 DEFAULT_REFRESH_SECONDS = 3.0
 
@@ -77,12 +79,11 @@ def job_list_or_404(slug: str) -> JobList:
     return job_list
 
 
-def sidebar_retries(query: ListQuery, result: JobPage) -> tuple[int, bool]:
-    """The sidebar's retry count: the page's own exact count on a complete retries page, else counted."""
+def list_menu_for(query: ListQuery, result: JobPage) -> list[tuple[str, str, str]]:
+    """The list menu's entries; a complete retries page counts itself (no second count)."""
     complete = not (query.narrowed or query.cursor or result.next_cursor)
-    if query.job_list.slug == "retries" and complete:
-        return result.total, result.capped
-    return retry_count()
+    retries = (result.total, result.capped) if query.job_list.slug == "retries" and complete else retry_count()
+    return list_menu(queries.state_counts(), retries)
 
 
 class HangfireDashboardView(DashboardView):
@@ -96,7 +97,12 @@ class HangfireDashboardView(DashboardView):
         kwargs.setdefault("fmt", Formats())
         kwargs.setdefault("refresh_ms", refresh_milliseconds())
         kwargs.setdefault("state_lists", STATE_LISTS)
+        kwargs.setdefault("live", live())
         return super().render(template, **kwargs)
+
+    def fragment(self, template: str, **kwargs: Any) -> Response:
+        """A live fragment of ``template``, with a fresh copy of the transport banner (a live slot)."""
+        return fragment(self.render(template, **kwargs) + self.render("hangfire/_transport.html"))
 
     # --- overview ----------------------------------------------------------------------------
     @expose("/")
@@ -108,15 +114,17 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/overview")
     def overview_fragment(self):
         """The overview's live part."""
-        return fragment(self.render("hangfire/_overview.html", overview=overview()))
+        return self.fragment("hangfire/_overview.html", overview=overview())
 
     # --- job lists ---------------------------------------------------------------------------
     @expose("/jobs/")
     def jobs_root(self):
-        """``/jobs/`` (or ``?state=Failed``) → the matching list, keeping the query string."""
-        state = request.args.get("state") or None
-        args = {k: v for k, v in request.args.items() if k not in ("state", "retrying")}
-        slug = "retries" if request.args.get("retrying") else list_for_state(state).slug
+        """``/jobs/?list=failed`` (or ``?state=Failed``, ``?retrying=1``) → that list, keeping the filter."""
+        slug = request.args.get("list")
+        if slug not in JOB_LISTS:
+            state = request.args.get("state") or None
+            slug = "retries" if request.args.get("retrying") else list_for_state(state).slug
+        args = {k: v for k, v in request.args.items() if k not in ("list", "state", "retrying")}
         return redirect(url_for(".jobs", slug=slug, **args))
 
     def list_query(self, slug: str) -> ListQuery:
@@ -128,25 +136,28 @@ class HangfireDashboardView(DashboardView):
 
     @expose("/jobs/<slug>")
     def jobs(self, slug: str):
-        """A job list: filter form, counts, a page of rows, actions."""
+        """A job list: its menu with counts, the filter, a page of rows, actions."""
         query = self.list_query(slug)
         result = job_page(query)
         return self.render("hangfire/jobs.html", page="jobs", query=query, result=result,
-                           counts=queries.state_counts(), retries=sidebar_retries(query, result),
-                           page_sizes=PAGE_SIZES, tasks=enqueueable_tasks(), queues=queue_rows())
+                           menu=list_menu_for(query, result), page_sizes=PAGE_SIZES, tasks=sorted(REGISTRY),
+                           queues=queue_rows(), filter_labels=FILTER_LABELS)
 
     @expose("/jobs/<slug>/fragment")
     def jobs_fragment(self, slug: str):
-        """A job list's live rows."""
+        """A job list's live rows, with a fresh copy of the list menu's counts."""
         query = self.list_query(slug)
-        return fragment(self.render("hangfire/_jobs_table.html", query=query, result=job_page(query)))
+        result = job_page(query)
+        return self.fragment("hangfire/_jobs_table.html", query=query, result=result,
+                             menu=list_menu_for(query, result), live_menu=True)
 
     @expose("/jobs/<slug>/export.<fmt>")
     def export(self, slug: str, fmt: str):
         """Every job of the filtered list, streamed as CSV or JSON."""
         if fmt not in FORMATS:
             abort(404)
-        return export_response(self.list_query(slug).job_filter, fmt, slug)
+        query = self.list_query(slug)
+        return export_response(query.job_filter, fmt, slug, query.job_list.order)
 
     # --- one job -----------------------------------------------------------------------------
     def detail_or_404(self, job_id: str):
@@ -164,7 +175,7 @@ class HangfireDashboardView(DashboardView):
     @expose("/job/<job_id>/fragment")
     def job_fragment(self, job_id: str):
         """A job page's live part."""
-        return fragment(self.render("hangfire/_job.html", detail=self.detail_or_404(job_id)))
+        return self.fragment("hangfire/_job.html", detail=self.detail_or_404(job_id))
 
     # --- queues, servers, audit ----------------------------------------------------------------
     @expose("/queues")
@@ -175,7 +186,7 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/queues")
     def queues_fragment(self):
         """The queues table."""
-        return fragment(self.render("hangfire/_queues.html", queues=queue_rows()))
+        return self.fragment("hangfire/_queues.html", queues=queue_rows())
 
     @expose("/queues/<operation>", methods=("POST",))
     def queue_action(self, operation: str):
@@ -197,7 +208,7 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/recurring")
     def recurring_fragment(self):
         """The recurring jobs table."""
-        return fragment(self.render("hangfire/_recurring.html", recurring=recurring_rows()))
+        return self.fragment("hangfire/_recurring.html", recurring=recurring_rows())
 
     @expose("/recurring/<path:recurring_id>/<action>", methods=("POST",))
     def recurring_action(self, recurring_id: str, action: str):
@@ -217,7 +228,7 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/servers")
     def servers_fragment(self):
         """The servers table."""
-        return fragment(self.render("hangfire/_servers.html", servers=server_rows()))
+        return self.fragment("hangfire/_servers.html", servers=server_rows())
 
     @expose("/audit")
     def audit(self):

@@ -3,8 +3,7 @@
  *    (every second while they show a running job), paused while the tab is hidden; ticked rows
  *    stay ticked across refreshes;
  *  - forms and buttons with data-confirm ask first (confirm());
- *  - row selection: select-all, "N selected", buttons that need a selection;
- *  - the theme button cycles auto → light → dark (see theme.js). */
+ *  - row selection: select-all, "N selected", buttons that need a selection. */
 (function () {
   "use strict";
   var root = document.querySelector("[data-dashboard]");
@@ -52,11 +51,33 @@
       return Array.prototype.indexOf.call(container.querySelectorAll("details"), d);
     });
     container.innerHTML = html;
+    moveSlots(container);
+    setWidths(container);
     retick(container, ids);
     var details = container.querySelectorAll("details");
     open.forEach(function (index) { if (details[index]) { details[index].open = true; } });
     restoreLogs(container, atEnd, tops);
     updateSelection(container.closest("[data-selection-form]"));
+  }
+
+  // progress bars carry their width as data (no inline styles: the CSP allows none)
+  function setWidths(container) {
+    Array.prototype.forEach.call(container.querySelectorAll("[data-width]"), function (bar) {
+      bar.style.width = Math.max(0, Math.min(100, Number(bar.getAttribute("data-width")) || 0)) + "%";
+    });
+  }
+  setWidths(document);
+
+  // a fragment may carry fresh copies of parts that live elsewhere on the page (the list menu's
+  // counts): each [data-live-slot] replaces its namesake, unless the person is using it right now
+  function moveSlots(container) {
+    Array.prototype.forEach.call(container.querySelectorAll("[data-live-slot]"), function (fresh) {
+      var name = fresh.getAttribute("data-live-slot");
+      var target = Array.prototype.filter.call(document.querySelectorAll('[data-live-slot="' + name + '"]'),
+        function (node) { return !container.contains(node); })[0];
+      if (target && !target.contains(document.activeElement)) { target.replaceWith(fresh); }
+      else { fresh.remove(); }
+    });
   }
 
   function refresh(container) {
@@ -143,17 +164,4 @@
       " · default queue: " + option.getAttribute("data-queue");
   }
   if (taskSelect && taskHelp) { taskSelect.addEventListener("change", describeTask); describeTask(); }
-
-  // --- theme ----------------------------------------------------------------------------
-  var themeButton = root.querySelector("[data-theme-toggle]");
-  var NEXT = { auto: "light", light: "dark", dark: "auto" };
-  var LABEL = { auto: "Theme: auto", light: "Theme: light", dark: "Theme: dark" };
-  function labelTheme() { if (themeButton && window.hangfireTheme) { themeButton.textContent = LABEL[window.hangfireTheme.choice()]; } }
-  if (themeButton && window.hangfireTheme) {
-    themeButton.addEventListener("click", function () {
-      window.hangfireTheme.choose(NEXT[window.hangfireTheme.choice()]);
-      labelTheme();
-    });
-    labelTheme();
-  }
 })();
