@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 
 from app.extensions import db
-from tasks import commands, ledger, lifecycle, queries
+from tasks import commands, ledger, lifecycle, queries, recurring
 from tasks.api import enqueue
 from tasks.audit import record_audit
 from tasks.ledger import Job
@@ -164,3 +164,76 @@ def start_bulk(name: str, job_filter: JobFilter, by: str | None = None,
     record_audit(by, action.name + MATCHING_SUFFIX, job_ids=[job_id], job_filter=job_filter.to_dict(),
                  count=estimate)
     return BulkStarted(action, job_id, estimate, capped)
+
+
+# --- recurring jobs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecurringAction:
+    """One thing a person can do to recurring jobs (trigger now, enable, disable, delete).
+
+    ``question``: the confirmation, ``{what}`` naming the recurring jobs; ``done``: the flash
+    message's verb; ``did``: the audit log's phrase (``{what}``: "nightly-digest", "3 recurring jobs").
+    """
+
+    name: str
+    label: str
+    question: str
+    done: str
+    did: str
+    apply: Callable[[str, str | None], tuple[bool, str | None]]
+    tone: str = "normal"
+
+    def confirm(self, what: str) -> str:
+        """The confirmation question for applying this action to ``what``."""
+        return self.question.format(what=what)
+
+    @property
+    def audit_name(self) -> str:
+        """The action's name in the audit log (``trigger-recurring``)."""
+        return f"{self.name}-recurring"
+
+
+def _trigger(recurring_id: str, by: str | None) -> tuple[bool, str | None]:
+    job_id = recurring.trigger(recurring_id, by=by)
+    return job_id is not None, job_id
+
+
+RECURRING_ACTIONS: dict[str, RecurringAction] = {action.name: action for action in (
+    RecurringAction("trigger", "Trigger now", "Run {what} now, outside the schedule? Each starts one job.",
+                    "Triggered", "triggered {what}", _trigger),
+    RecurringAction("enable", "Enable", "Enable {what}? Each runs again from its next scheduled time.",
+                    "Enabled", "enabled {what}", lambda rid, by: (recurring.set_enabled(rid, True), None)),
+    RecurringAction("disable", "Disable",
+                    "Disable {what}? They keep their schedule but don't run until enabled.", "Disabled",
+                    "disabled {what}", lambda rid, by: (recurring.set_enabled(rid, False), None),
+                    tone="caution"),
+    RecurringAction("delete", "Delete", "Delete {what}? A deploy that still declares one brings it back.",
+                    "Deleted", "deleted {what}", lambda rid, by: (recurring.remove(rid), None),
+                    tone="destructive"),
+)}
+
+
+def recurring_action(name: str) -> RecurringAction:
+    """The recurring action called ``name``; ``UnknownAction`` for anything else."""
+    if name not in RECURRING_ACTIONS:
+        raise UnknownAction(f"Unknown action {name!r}; one of {', '.join(RECURRING_ACTIONS)}.")
+    return RECURRING_ACTIONS[name]
+
+
+def perform_recurring(name: str, recurring_ids: Sequence[str],
+                      by: str | None = None) -> dict[str, str | None]:
+    """Run recurring action ``name`` on each of ``recurring_ids`` and audit it once.
+
+    Returns ``{recurring id: id of the run a trigger started, or None}`` for the ones that exist.
+    """
+    action = recurring_action(name)
+    done: dict[str, str | None] = {}
+    for recurring_id in dict.fromkeys(recurring_ids):
+        found, job_id = action.apply(recurring_id, by)
+        if found:
+            done[recurring_id] = job_id
+    if done:
+        record_audit(by, action.audit_name, job_ids=[j for j in done.values() if j],
+                     job_filter={"recurring_ids": list(done)}, count=len(done))
+    return done

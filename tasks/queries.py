@@ -36,6 +36,8 @@ class JobFilter:
     retrying: bool = False  # Scheduled jobs waiting for another attempt
     recurring_id: str | None = None  # runs of one recurring job
     states: tuple[str, ...] = ()  # any of these states (an action's states, narrowing ``state``)
+    tasks: tuple[str, ...] = ()  # any of these tasks (e.g. every task whose name starts "reports.")
+    id_prefix: str | None = None  # ids starting with this (lower-case hex)
 
     def to_dict(self) -> dict:
         """JSON-ready form (for bulk jobs and the audit log)."""
@@ -49,8 +51,9 @@ class JobFilter:
         for key in ("since", "until"):
             if data.get(key):
                 data[key] = datetime.fromisoformat(data[key])
-        if "states" in data:
-            data["states"] = tuple(data["states"])
+        for key in ("states", "tasks"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
     def __post_init__(self) -> None:
@@ -70,6 +73,10 @@ class JobFilter:
             where.append(c.queue == self.queue)
         if self.task:
             where.append(c.task == self.task)
+        if self.tasks:
+            where.append(c.task.in_(self.tasks))
+        if self.id_prefix:  # ids are hex: "g" sorts after every digit that can follow the prefix
+            where += [c.id >= self.id_prefix, c.id < self.id_prefix + "g"]
         if self.since:
             where.append(c.state_changed_at >= self.since)
         if self.until:
@@ -209,6 +216,24 @@ def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str 
 def get_job(job_id: str) -> Job | None:
     """A job with its history, or None."""
     return db.session.get(Job, job_id)
+
+
+def job_ids_starting(prefix: str, limit: int = 2) -> list[str]:
+    """Ids of jobs whose id starts with ``prefix`` (lower-case hex), in id order: a range on the key."""
+    query = select(Job.id).where(*JobFilter(id_prefix=prefix).clauses()).order_by(Job.id).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def job_ids_ending(suffix: str, limit: int = 2) -> list[str]:
+    """Ids of jobs whose id ends with ``suffix`` (the short ``#1a2b3c4d`` the dashboard shows)."""
+    pattern = "%" + suffix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return list(db.session.scalars(select(Job.id).where(Job.id.like(pattern, escape="\\")).limit(limit)))
+
+
+def continuations(job_id: str, limit: int = 50) -> list[Job]:
+    """The jobs that wait (or waited) for ``job_id`` to finish, oldest first."""
+    query = select(Job).where(Job.parent_id == job_id).order_by(Job.created_at, Job.id).limit(limit)
+    return list(db.session.scalars(query))
 
 
 def history(job_id: str) -> list[JobState]:

@@ -64,7 +64,8 @@ def test_operator_watches_progress_and_cancels_a_running_job(app, operator, new_
     assert questions == [JOB_ACTIONS["cancel"].confirm("this job")]
     mark_document(page)  # the form posted and came back; from here on nothing reloads
     expect(page.get_by_test_id("job-state").first).to_have_text("Deleted", timeout=10_000)
-    expect(page.get_by_test_id("job-reason")).to_have_text(f"Cancelled: Cancelled by {operator}")
+    expect(page.get_by_test_id("job-reason")).to_have_text(f"Cancelled by {operator}")
+    expect(page.get_by_test_id("job-progress")).to_have_count(0)  # the bar is cleared
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
     assert same_document(page) and job_state(app, job_id) == lifecycle.DELETED
 

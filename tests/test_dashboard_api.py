@@ -186,10 +186,9 @@ def test_actions_via_bearer(app, bearer, jobs):
 
 
 @pytest.mark.parametrize("url,body,message", [
-    (f"{API}/actions/explode", {"ids": ["x"]}, "Unknown action"),
     (f"{API}/actions/delete", {}, "send {"),
     (f"{API}/actions/delete", {"ids": []}, "Select at least one job."),
-    (f"{API}/actions/delete", {"filter": "everything"}, "filter must be a JSON object"),
+    (f"{API}/actions/delete", {"filter": "everything"}, "“filter” must be a JSON object"),
     (f"{API}/actions/delete", {"filter": {"state": "Nope"}}, "unknown state"),
     (f"{API}/actions/delete", {"filter": {"q": "matches-nothing"}}, "No job matching this filter"),
     (f"{API}/queues/pause", {"queue": ""}, "A queue name has"),

@@ -147,7 +147,7 @@ def test_trigger_now_enqueues_a_run(app, people, nightly):
     assert f'href="/hangfire/job/{run.id}"' in html  # last run, linked, with its state
     [entry] = audit_entries(app, "trigger-recurring")
     assert entry.user == "full" and json.loads(entry.job_ids) == [run.id]
-    assert json.loads(entry.job_filter) == {"recurring_id": nightly}
+    assert json.loads(entry.job_filter) == {"recurring_ids": [nightly]}
 
 
 def test_run_history_lists_only_that_recurring_jobs_runs(app, people, nightly):
@@ -182,7 +182,7 @@ def test_delete_removes_the_row(app, people, nightly):
     assert row_of(app, nightly) is None
     html = people["full"].get("/hangfire/recurring").get_data(True)
     assert f"Deleted recurring job “{nightly}”." in html and f'data-recurring-id="{nightly}"' not in html
-    assert json.loads(audit_entries(app, "delete-recurring")[0].job_filter) == {"recurring_id": nightly}
+    assert json.loads(audit_entries(app, "delete-recurring")[0].job_filter) == {"recurring_ids": [nightly]}
 
 
 def test_unknown_recurring_id_or_action_is_404(app, people, nightly):
@@ -287,7 +287,8 @@ def test_cancel_from_the_dashboard_stops_the_job(app, people, running):
         job = db.session.get(Job, running)
         assert job.state_reason == "Cancelled: Cancelled by full" and (job.progress or 0) < 100
     html = people["full"].get(f"/hangfire/job/{running}").get_data(True)
-    assert "Cancelled: Cancelled by full" in html and "data-live-fast" not in html
+    assert "Cancelled by full" in html and "Cancelled: Cancelled" not in html and "data-live-fast" not in html
+    assert 'data-testid="job-progress"' not in html  # a cancelled job's bar is cleared
     [entry] = audit_entries(app, "cancel")
     assert json.loads(entry.job_ids) == [running] and entry.user == "full"
 

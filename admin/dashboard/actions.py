@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from flask_login import current_user
 
-from tasks import actions, commands, recurring
-from tasks.actions import JobAction
+from tasks import actions, commands
+from tasks.actions import JobAction, RecurringAction
 from tasks.audit import record_audit
 from tasks.queries import JobFilter
 
@@ -101,8 +101,6 @@ def act_on_filter(name: str, job_filter: JobFilter) -> actions.BulkStarted:
 
 # --- recurring jobs --------------------------------------------------------------------------
 
-RECURRING_ACTIONS = ("trigger", "enable", "disable", "delete")
-RECURRING_DONE = {"trigger": "Triggered", "enable": "Enabled", "disable": "Disabled", "delete": "Deleted"}
 MAX_RECURRING_ID = 100
 
 
@@ -112,47 +110,50 @@ class UnknownRecurring(LookupError):
 
 @dataclass
 class RecurringOutcome:
-    """What an action on a recurring job did (``job_id``: the run a trigger enqueued)."""
+    """What an action on recurring jobs did (``done``: id → the run a trigger started, or None)."""
 
-    action: str
-    recurring_id: str
-    job_id: str | None = None
+    action: RecurringAction
+    requested: list[str]
+    done: dict[str, str | None]
 
     def message(self) -> str:
-        """``Triggered recurring job “nightly” (job …).``"""
-        text = f"{RECURRING_DONE[self.action]} recurring job “{self.recurring_id}”"
-        return text + (f" (job {self.job_id})." if self.job_id else ".")
+        """``Triggered recurring job “nightly” (job …).`` or ``Disabled 3 recurring jobs.``"""
+        if len(self.requested) == 1 and self.done:
+            [(recurring_id, job_id)] = self.done.items()
+            text = f"{self.action.done} recurring job “{recurring_id}”"
+            return text + (f" (job {job_id})." if job_id else ".")
+        text = f"{self.action.done} {plural(len(self.done), 'recurring job')}."
+        missing = len(self.requested) - len(self.done)
+        if missing:
+            text += f" {missing} no longer {'exists' if missing == 1 else 'exist'}."
+        return text
 
     def as_json(self) -> dict:
-        """The JSON API's answer."""
-        return {"action": self.action, "id": self.recurring_id, "job_id": self.job_id,
-                "message": self.message()}
+        """The JSON API's answer (``id``/``job_id`` for one recurring job)."""
+        answer = {"action": self.action.name, "requested": self.requested, "done": self.done,
+                  "message": self.message()}
+        if len(self.requested) == 1:
+            answer |= {"id": self.requested[0], "job_id": self.done.get(self.requested[0])}
+        return answer
 
 
-def apply_recurring(action: str, recurring_id: str) -> tuple[bool, str | None]:
-    """Run ``action`` on the recurring job; (found, id of the run a trigger enqueued)."""
-    if action == "trigger":
-        job_id = recurring.trigger(recurring_id, by=acting_user())
-        return job_id is not None, job_id
-    if action == "delete":
-        return recurring.remove(recurring_id), None
-    return recurring.set_enabled(recurring_id, action == "enable"), None
+def act_on_recurring(name: str, recurring_ids: Sequence[str]) -> RecurringOutcome:
+    """Trigger, enable, disable or delete recurring jobs (audited).
 
-
-def act_on_recurring(action: str, recurring_id: str) -> RecurringOutcome:
-    """Trigger, enable, disable or delete a recurring job, and audit it.
-
-    ``ActionError`` for an unknown action, ``UnknownRecurring`` for an unknown id.
+    ``ActionError`` for an unknown action or an empty selection; ``UnknownRecurring`` when none exists.
     """
-    if action not in RECURRING_ACTIONS:
-        raise ActionError(f"Unknown action {action!r}; one of {', '.join(RECURRING_ACTIONS)}.")
-    recurring_id = str(recurring_id)[:MAX_RECURRING_ID]
-    found, job_id = apply_recurring(action, recurring_id)
-    if not found:
-        raise UnknownRecurring(f"No recurring job is called “{recurring_id}”.")
-    record_audit(acting_user(), f"{action}-recurring", job_ids=[job_id] if job_id else [],
-                 job_filter={"recurring_id": recurring_id}, count=1 if job_id else 0)
-    return RecurringOutcome(action, recurring_id, job_id)
+    try:
+        action = actions.recurring_action(name)
+    except actions.UnknownAction as exc:
+        raise ActionError(str(exc)) from None
+    ids = list(dict.fromkeys(str(rid)[:MAX_RECURRING_ID] for rid in recurring_ids if rid))
+    if not ids:
+        raise ActionError("Select at least one recurring job.")
+    done = actions.perform_recurring(action.name, ids, by=acting_user())
+    if not done:
+        raise UnknownRecurring(f"No recurring job is called “{ids[0]}”." if len(ids) == 1
+                               else "None of the selected recurring jobs exists any more.")
+    return RecurringOutcome(action, ids, done)
 
 
 # --- queues ----------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
 """The dashboard's JSON API at ``<dashboard path>/api``, under the same authorization chain.
 
 Callers authenticate with a session cookie or a bearer token (``POST /api/token``).
-Reads:  ``GET /stats``, ``/jobs`` (filters as on the pages, plus ``state``/``retrying``,
-``limit`` 1–1000, ``cursor``), ``/jobs/<id>``, ``/queues``, ``/servers``, ``/audit``.
-Actions (refused to read-only users with 403):
-``POST /jobs`` (enqueue ``{"task", "args", "kwargs", "queue", "delay"}``),
-``POST /jobs/<id>/<requeue|trigger|delete|cancel>``,
-``POST /actions/<requeue|trigger|delete|cancel>`` with ``{"ids": [...]}`` or ``{"filter": {...}}``
-(bulk: 202 and the background job's id; not for cancel), ``POST /queues/<pause|resume>`` with ``{"queue"}``,
-``POST /recurring/<id>/<trigger|enable|disable|delete>`` (404 for an unknown id).
-Reads also include ``GET /recurring`` (every recurring job, its schedule and last run).
+Reads: ``GET /stats``, ``/jobs`` (filters as on the pages, plus ``state``/``retrying``,
+``limit`` 1–1000, ``cursor``), ``/jobs/<id>``, ``/queues``, ``/servers``, ``/audit``,
+``/recurring``, ``/search?q=`` (where the header search leads, and suggestions).
+Actions (refused to read-only users with 403), job actions named as in ``tasks.actions``:
+
+* ``POST /jobs`` enqueues ``{"task", "args", "kwargs", "queue", "delay"}`` (201, or 400 naming each field);
+* ``POST /jobs/<id>/<action>``; ``POST /actions/<action>`` with ``{"ids": [...]}`` (now), or with
+  ``{"filter": {...}}`` — a non-empty filter, or ``"all": true`` for every job — run in the
+  background (202 with the bulk job's id and how many jobs it will touch);
+* ``POST /queues/<pause|resume>`` with ``{"queue"}``;
+* ``POST /recurring/<id>/<action>`` (404 for an unknown id) and ``POST /recurring/actions/<action>``
+  with ``{"ids": [...]}``.
+
+Every answer is JSON, errors included: a body that isn't a JSON object, fields of the wrong
+type, unknown routes and methods get a 4xx with ``{"error": ...}``.
 
 The app-wide CSRF check can't apply to bearer callers, so this view's blueprint is
 exempt from it; instead every change must carry a bearer token, or else a valid
@@ -17,15 +23,15 @@ CSRF token (``X-CSRFToken`` header) with the session cookie — anything else is
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 from flask_admin import expose
 from flask_wtf.csrf import CSRFError
 
 from admin.access import json_error
 from admin.dashboard.actions import (
-    RECURRING_ACTIONS,
     ActionError,
     UnknownRecurring,
     act_on_filter,
@@ -34,29 +40,107 @@ from admin.dashboard.actions import (
     bulk_json,
     set_queue_paused,
 )
-from admin.dashboard.data import audit_rows, job_page, overview, recurring_rows
-from admin.dashboard.live import live, queue_rows, server_rows
+from admin.dashboard.audit import audit_rows
+from admin.dashboard.data import job_page, overview, recurring_rows
 from admin.dashboard.enqueue import EnqueueForm, submit_enqueue
 from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
-from admin.dashboard.lists import BadListQuery, api_list_query
+from admin.dashboard.lists import FILTER_PARAMS, BadListQuery, api_list_query, is_job_id
+from admin.dashboard.live import live, queue_rows, server_rows
+from admin.dashboard.search import destination, suggestions
 from app.auth.tokens import bearer_token
 from app.extensions import csrf
 from tasks import queries
+from tasks.actions import JOB_ACTIONS, RECURRING_ACTIONS
 
 ENDPOINTS = ["GET stats", "GET jobs", "GET jobs/<id>", "GET queues", "GET servers", "GET audit",
-             "GET recurring", "POST jobs", "POST jobs/<id>/<requeue|trigger|delete|cancel>",
-             "POST actions/<requeue|trigger|delete|cancel>", "POST queues/<pause|resume>",
-             "POST recurring/<id>/<trigger|enable|disable|delete>"]
+             "GET recurring", "GET search?q=", "POST jobs", f"POST jobs/<id>/<{'|'.join(JOB_ACTIONS)}>",
+             f"POST actions/<{'|'.join(JOB_ACTIONS)}>", "POST queues/<pause|resume>",
+             f"POST recurring/<id>/<{'|'.join(RECURRING_ACTIONS)}>",
+             f"POST recurring/actions/<{'|'.join(RECURRING_ACTIONS)}>"]
 CSRF_REFUSED = "a session request that changes something needs an X-CSRFToken header (or use a bearer token)"
+#: what a bulk filter may name: the list parameters, plus the state or retries list
+FILTER_FIELDS = frozenset(FILTER_PARAMS) | {"state", "retrying"}
+MAX_IDS = 10_000
+MAX_DB_INT = 2 ** 63 - 1
+
+
+class ApiError(Exception):
+    """A request the API answers with a 4xx: ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def answer_error(error: ApiError) -> Response:
+    """The JSON answer to an ``ApiError``."""
+    return json_error(error.status, error.message)
 
 
 def body() -> dict[str, Any]:
-    """The request's JSON object (or form fields); an empty dict when there is none."""
-    data = request.get_json(silent=True)
-    if isinstance(data, dict):
-        return data
-    return request.form.to_dict() if request.form else {}
+    """The request's JSON object (or form fields; ``{}`` when there is no body).
+
+    ``ApiError`` 400 for a body that isn't valid JSON, or isn't an object.
+    """
+    if request.form:
+        return {key: values if key == "ids" else values[0] for key, values in request.form.lists()}
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(400, f"invalid JSON: {reason}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def string_list(data: dict, name: str) -> list[str]:
+    """``data[name]`` as a list of strings; ``ApiError`` 400 when it is anything else."""
+    values = data.get(name)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ApiError(400, f"“{name}” must be a list of strings")
+    if len(values) > MAX_IDS:
+        raise ApiError(400, f"“{name}” may hold at most {MAX_IDS:,} entries")
+    return values
+
+
+def filter_query(data: dict):
+    """The list query a bulk action's ``filter`` names; it must narrow, unless ``"all": true``."""
+    job_filter, everything = data["filter"], data.get("all", False)
+    if not isinstance(job_filter, dict):
+        raise ApiError(400, "“filter” must be a JSON object of list parameters")
+    if not isinstance(everything, bool):
+        raise ApiError(400, "“all” must be true or false")
+    unknown = sorted(set(job_filter) - FILTER_FIELDS)
+    if unknown:
+        raise ApiError(400, f"unknown filter field {unknown[0]!r}; one of {', '.join(sorted(FILTER_FIELDS))}")
+    if not all(isinstance(v, (str, int, float, bool)) for v in job_filter.values()):
+        raise ApiError(400, "filter values must be strings, numbers or booleans")
+    narrowing = {k: str(v) for k, v in job_filter.items() if v not in ("", None, False)}
+    if not narrowing and not everything:
+        raise ApiError(400, 'an empty filter matches every job: send "all": true to act on all of them')
+    try:
+        return api_list_query(narrowing)
+    except BadListQuery as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def int_arg(name: str, default: int | None, low: int = 0, high: int = MAX_DB_INT) -> int | None:
+    """Query parameter ``name`` as a whole number from ``low`` to ``high``; ``ApiError`` 400 otherwise."""
+    text = request.args.get(name)
+    if text in (None, ""):
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"“{name}” must be a whole number") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"“{name}” must be from {low:,} to {high:,}")
+    return value
 
 
 def iso_times(record: dict) -> dict:
@@ -75,7 +159,7 @@ def cookie_csrf_refusal():
 
 
 class HangfireApiView(DashboardView):
-    """JSON stats, lists, job detail and actions."""
+    """JSON stats, lists, job detail, search and actions."""
 
     json_api = True
 
@@ -84,9 +168,11 @@ class HangfireApiView(DashboardView):
         return False
 
     def create_blueprint(self, admin):
-        """The view's blueprint, exempt from the app-wide CSRF check (see the module docstring)."""
+        """The view's blueprint: exempt from the app-wide CSRF check (see the module docstring), and
+        answering its own refusals (``ApiError``) in JSON."""
         blueprint = super().create_blueprint(admin)
         csrf.exempt(blueprint)
+        blueprint.register_error_handler(ApiError, answer_error)
         return blueprint
 
     def _handle_view(self, name: str, **kwargs: Any):
@@ -104,7 +190,8 @@ class HangfireApiView(DashboardView):
 
     @expose("/stats")
     def stats(self):
-        """Counters per state, retries, recurring, workers, queues, and whether the caller is read-only."""
+        """Counters per state, retries, recurring, workers, queues, the transport, and whether the caller
+        is read-only (worker figures are null while the transport doesn't answer)."""
         return jsonify(overview(with_charts=False).as_json()
                        | {"queues": [iso_times(q) for q in queue_rows()], "read_only": self.read_only,
                           "transport": live().as_json()})
@@ -112,24 +199,30 @@ class HangfireApiView(DashboardView):
     @expose("/jobs")
     def jobs(self):
         """A page of jobs: ``state``/``retrying``, ``q``, ``task``, ``queue``, ``enqueued_by``, ``since``,
-        ``until``, ``limit``, ``cursor``."""
+        ``until``, ``recurring``, ``id``, ``limit``, ``cursor``."""
         try:
             query = api_list_query(request.args)
         except BadListQuery as exc:
-            return json_error(400, str(exc))
+            raise ApiError(400, str(exc)) from None
         return jsonify(job_page(query).as_json())
+
+    @expose("/search")
+    def search(self):
+        """``?q=``: where the header search leads (``go``) and suggestions while typing."""
+        text = request.args.get("q", "")
+        return jsonify(go=destination(text), suggestions=[s.as_json() for s in suggestions(text)])
 
     @expose("/jobs/<job_id>")
     def job(self, job_id: str):
         """Everything about one job, history included."""
-        job = queries.get_job(job_id[:64])
+        job = queries.get_job(job_id) if is_job_id(job_id) else None
         if job is None:
-            return json_error(404, "no such job")
+            raise ApiError(404, "no such job")
         return jsonify(queries.job_detail(job))
 
     @expose("/queues")
     def queues(self):
-        """Every queue: length, oldest job's age, paused."""
+        """Every queue: length, oldest job's age, paused and live readers (null when unknown)."""
         return jsonify(queues=queue_rows(), transport=live().as_json())
 
     @expose("/servers")
@@ -139,9 +232,9 @@ class HangfireApiView(DashboardView):
 
     @expose("/audit")
     def audit(self):
-        """The audit log, newest first (``cursor`` continues)."""
-        entries, next_cursor = audit_rows(limit=request.args.get("limit", 100, type=int),
-                                          cursor=request.args.get("cursor", type=int))
+        """The audit log, newest first, each entry with its button's label and a sentence (``cursor``
+        continues, ``limit`` 1–500)."""
+        entries, next_cursor = audit_rows(limit=int_arg("limit", 100, 1, 500), cursor=int_arg("cursor", None, 1))
         return jsonify(entries=[entry.as_json() for entry in entries], next_cursor=next_cursor)
 
     @expose("/recurring")
@@ -153,7 +246,10 @@ class HangfireApiView(DashboardView):
     @expose("/jobs", methods=("POST",))
     def enqueue(self):
         """Enqueue a registered task: 201 with its id, or 400 naming each problem."""
-        form = EnqueueForm.from_mapping(body())
+        try:
+            form = EnqueueForm.from_mapping(body())
+        except TypeError as exc:
+            raise ApiError(400, str(exc)) from None
         job_id = submit_enqueue(form)
         if job_id is None:
             response = jsonify(error=form.error, errors=form.errors)
@@ -163,47 +259,60 @@ class HangfireApiView(DashboardView):
 
     @expose("/jobs/<job_id>/<action>", methods=("POST",))
     def job_action(self, job_id: str, action: str):
-        """Requeue, trigger, delete or cancel one job."""
+        """Run one action on one job."""
         return self.run_action(action, {"ids": [job_id]})
 
     @expose("/actions/<action>", methods=("POST",))
     def act(self, action: str):
-        """Requeue, trigger, delete or cancel ``{"ids": [...]}`` now, or ``{"filter": {...}}`` in the
-        background (not cancel)."""
+        """Run an action on ``{"ids": [...]}`` now, or on ``{"filter": {...}}`` in the background."""
         return self.run_action(action, body())
 
-    def run_action(self, action: str, data: dict):
-        """Apply ``action`` to ``data``'s ids (200) or filter (202)."""
+    @staticmethod
+    def run_action(action: str, data: dict):
+        """Apply ``action`` to ``data``'s ids (200) or filter (202, with the count it will touch)."""
+        if action not in JOB_ACTIONS:
+            raise ApiError(404, f"no action {action!r}; one of {', '.join(JOB_ACTIONS)}")
         try:
             if "filter" in data:
-                if not isinstance(data["filter"], dict):
-                    raise ActionError("filter must be a JSON object of list parameters")
-                query = api_list_query({k: str(v) for k, v in data["filter"].items()})
-                return jsonify(bulk_json(act_on_filter(action, query.job_filter))), 202
-            ids = data.get("ids")
-            if not isinstance(ids, list):
-                raise ActionError('send {"ids": [...]} or {"filter": {...}}')
-            return jsonify(act_on_jobs(action, [str(i) for i in ids]).as_json())
-        except (ActionError, BadListQuery) as exc:
-            return json_error(400, str(exc))
+                return jsonify(bulk_json(act_on_filter(action, filter_query(data).job_filter))), 202
+            if "ids" not in data:
+                raise ApiError(400, 'send {"ids": [...]}, or {"filter": {...}} for everything matching')
+            return jsonify(act_on_jobs(action, string_list(data, "ids")).as_json())
+        except ActionError as exc:
+            raise ApiError(400, str(exc)) from None
 
     @expose("/queues/<operation>", methods=("POST",))
     def queue_action(self, operation: str):
         """Pause or resume ``{"queue": name}``."""
         if operation not in ("pause", "resume"):
-            return json_error(404, "use /queues/pause or /queues/resume")
+            raise ApiError(404, "use /queues/pause or /queues/resume")
+        queue = body().get("queue", "")
+        if not isinstance(queue, str):
+            raise ApiError(400, "“queue” must be a string")
         try:
-            message = set_queue_paused(str(body().get("queue", "")), operation == "pause")
+            message = set_queue_paused(queue, operation == "pause")
         except ActionError as exc:
-            return json_error(400, str(exc))
-        return jsonify(message=message, queue=body().get("queue"), paused=operation == "pause")
+            raise ApiError(400, str(exc)) from None
+        return jsonify(message=message, queue=queue, paused=operation == "pause")
+
+    @expose("/recurring/actions/<action>", methods=("POST",))
+    def recurring_bulk(self, action: str):
+        """Trigger, enable, disable or delete ``{"ids": [...]}`` recurring jobs."""
+        return self.run_recurring(action, string_list(body(), "ids"))
 
     @expose("/recurring/<path:recurring_id>/<action>", methods=("POST",))
     def recurring_action(self, recurring_id: str, action: str):
         """Trigger now, enable, disable or delete one recurring job."""
+        return self.run_recurring(action, [recurring_id])
+
+    @staticmethod
+    def run_recurring(action: str, recurring_ids: list[str]):
+        """Apply a recurring action; 404 for an unknown action or recurring job."""
         if action not in RECURRING_ACTIONS:
-            return json_error(404, "use /recurring/<id>/" + "|".join(RECURRING_ACTIONS))
+            raise ApiError(404, f"no action {action!r}; one of {', '.join(RECURRING_ACTIONS)}")
         try:
-            return jsonify(act_on_recurring(action, recurring_id).as_json())
+            return jsonify(act_on_recurring(action, recurring_ids).as_json())
         except UnknownRecurring as exc:
-            return json_error(404, str(exc))
+            raise ApiError(404, str(exc)) from None
+        except ActionError as exc:
+            raise ApiError(400, str(exc)) from None

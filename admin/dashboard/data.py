@@ -5,15 +5,13 @@ turns them into text for the pages.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 
 from admin.dashboard.charts import WIDE, Chart, throughput_chart
-from admin.dashboard.formats import Formats
+from admin.dashboard.formats import Formats, decoded, one_line, seconds_between
 from admin.dashboard.live import queue_rows, worker_counts
 from admin.dashboard.lists import (
     COUNT_CAP,
@@ -25,42 +23,14 @@ from admin.dashboard.lists import (
     row_action,
 )
 from app.extensions import db
-from tasks import lifecycle, queries
-from tasks.actions import JobAction, actions_for
-from tasks.ledger import Job, JobState, utcnow
-from tasks.progress import JobLog, job_logs
+from tasks import queries
+from tasks.actions import JobAction
+from tasks.ledger import Job, utcnow
 from tasks.queries import JobFilter
 from tasks.recurring import RecurringJob
 
-#: history data keys shown elsewhere on the detail page (not repeated in the timeline's table)
-EXCEPTION_KEYS = ("exception_type", "exception_message", "exception_traceback")
-
-
-def pretty_json(value: Any) -> str:
-    """``value`` as indented JSON (the template escapes it)."""
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def one_line(value: Any) -> str:
-    """``value`` as compact JSON on one line."""
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def decoded(text: str | None, default: Any = None) -> Any:
-    """JSON text from the ledger decoded; the raw text when it isn't JSON."""
-    if text is None:
-        return default
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
-    """``end - start`` in seconds, or None when either is missing or they are out of order."""
-    if start is None or end is None or end < start:
-        return None
-    return (end - start).total_seconds()
+#: a list row previews this many characters of arguments (longer stored text is cut before decoding)
+PREVIEW = 120
 
 
 def duration_of(job: Job) -> float | None:
@@ -147,13 +117,17 @@ class JobRow:
 
     @property
     def arguments_preview(self) -> str:
-        """Arguments on one line, cut to 120 characters."""
-        args, kwargs = decoded(self.job.args, []), decoded(self.job.kwargs, {})
-        parts = [one_line(a) for a in (args if isinstance(args, list) else [args])]
-        if isinstance(kwargs, dict):
-            parts += [f"{k}={one_line(v)}" for k, v in kwargs.items()]
-        text = ", ".join(parts)
-        return text if len(text) <= 120 else text[:119] + "…"
+        """Arguments on one line, cut to ``PREVIEW`` characters (huge ones aren't decoded at all)."""
+        args, kwargs = self.job.args or "[]", self.job.kwargs or "{}"
+        if len(args) + len(kwargs) > 16 * PREVIEW:
+            text = args[1:] if args.startswith("[") else args
+        else:
+            decoded_args, decoded_kwargs = decoded(args, []), decoded(kwargs, {})
+            parts = [one_line(a) for a in (decoded_args if isinstance(decoded_args, list) else [decoded_args])]
+            if isinstance(decoded_kwargs, dict):
+                parts += [f"{k}={one_line(v)}" for k, v in decoded_kwargs.items()]
+            text = ", ".join(parts)
+        return text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
 
 
 @dataclass
@@ -200,132 +174,8 @@ def job_page(query: ListQuery) -> JobPage:
                    total=total, capped=capped)
 
 
-# --- job detail ------------------------------------------------------------------------------
-
-@dataclass
-class Attempt:
-    """One failed run of a job, from its history."""
-
-    number: int | None
-    at: datetime
-    worker: str | None
-    exception_type: str
-    message: str
-    traceback: str | None
-
-
-@dataclass
-class HistoryEntry:
-    """One state the job entered: when, why and the state's own data."""
-
-    state: str
-    reason: str
-    at: datetime
-    details: list[tuple[str, str]]
-    attempt: Attempt | None
-
-
-def detail_value(value: Any) -> str:
-    """A history data value as text: scalars as they are, the rest as pretty JSON."""
-    return str(value) if isinstance(value, (str, int, float, bool)) or value is None else pretty_json(value)
-
-
-def attempt_of(row: JobState, data: dict) -> Attempt | None:
-    """The failure a history row records, if any."""
-    if not data.get("exception_type") and not data.get("exception_message"):
-        return None
-    return Attempt(number=data.get("attempt"), at=row.created_at, worker=data.get("worker"),
-                   exception_type=str(data.get("exception_type") or ""),
-                   message=str(data.get("exception_message") or ""),
-                   traceback=data.get("exception_traceback"))
-
-
-def history_entry(row: JobState) -> HistoryEntry:
-    """A timeline entry for one history row."""
-    data = row.details if isinstance(row.details, dict) else {}
-    details = [(key, detail_value(value)) for key, value in sorted(data.items()) if key not in EXCEPTION_KEYS]
-    return HistoryEntry(state=row.state, reason=row.reason or "", at=row.created_at, details=details,
-                        attempt=attempt_of(row, data))
-
-
-@dataclass
-class JobDetail:
-    """Everything the job page shows."""
-
-    job: Job
-    args_json: str
-    kwargs_json: str
-    result_json: str | None
-    history: list[HistoryEntry]
-    attempts: list[Attempt]
-    duration: float | None
-    latency: float | None
-    actions: list[JobAction]
-    logs: list[JobLog]
-
-    @property
-    def running(self) -> bool:
-        """True while the job is Processing (its page then refreshes faster)."""
-        return self.job.state == lifecycle.PROCESSING
-
-
-def recorded_latency(history: list[JobState]) -> float | None:
-    """The queue latency the worker measured at the last claim (history data ``latency_ms``)."""
-    for row in reversed(history):
-        latency = row.details.get("latency_ms") if isinstance(row.details, dict) else None
-        if latency is not None:
-            return float(latency) / 1000
-    return None
-
-
-def job_detail(job: Job) -> JobDetail:
-    """The job page's content for ``job``."""
-    rows = queries.history(job.id)
-    entries = [history_entry(row) for row in rows]
-    return JobDetail(
-        job=job, args_json=pretty_json(decoded(job.args, [])),
-        kwargs_json=pretty_json(decoded(job.kwargs, {})),
-        result_json=pretty_json(decoded(job.result)) if job.result is not None else None,
-        history=list(reversed(entries)), attempts=[e.attempt for e in entries if e.attempt],
-        duration=duration_of(job), latency=first_known(recorded_latency(rows), latency_of(job)),
-        actions=actions_for(job.state), logs=job_logs(job.id),
-    )
-
-
-def first_known(*values: float | None) -> float | None:
-    """The first value that isn't None."""
-    return next((value for value in values if value is not None), None)
-
-
 # --- recurring jobs --------------------------------------------------------------------------
 
 def recurring_rows() -> list[dict]:
     """Every recurring job: schedule (and in words), zone, next run, last run and its state, error."""
     return queries.recurring_overview()
-
-
-# --- audit ----------------------------------------------------------------------------------
-
-@dataclass
-class AuditRow:
-    """One audit entry, decoded for display."""
-
-    id: int
-    at: datetime
-    user: str | None
-    action: str
-    job_ids: list[str]
-    job_filter: dict | None
-    count: int
-
-    def as_json(self) -> dict:
-        """The JSON API form."""
-        return {"id": self.id, "at": Formats.iso(self.at), "user": self.user, "action": self.action,
-                "job_ids": self.job_ids, "filter": self.job_filter, "count": self.count}
-
-
-def audit_rows(limit: int = 100, cursor: int | None = None) -> tuple[list[AuditRow], int | None]:
-    """A page of the audit log, newest first, and the cursor of the next page."""
-    entries, next_cursor = queries.audit_log(limit=limit, cursor=cursor)
-    return [AuditRow(id=e.id, at=e.at, user=e.user, action=e.action, job_ids=e.ids, job_filter=e.filter,
-                     count=e.count) for e in entries], next_cursor

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from admin.dashboard.search import expand_tasks, id_candidate
 from tasks import lifecycle
 from tasks.actions import JOB_ACTIONS, JobAction, actions_for
 from tasks.queries import BadCursor, JobFilter, decode_cursor
@@ -27,9 +28,9 @@ TEXT_COUNT_MIN = 100
 ORDER_LABELS = {"changed": "newest first", "due": "soonest due first",
                 "run": "in the order workers take them (per queue: priority, then oldest)"}
 #: query parameters that narrow a list (the cursor and page size are not part of the filter)
-FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring")
+FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring", "id")
 FILTER_LABELS = {"q": "text", "task": "task", "queue": "queue", "enqueued_by": "enqueued by", "since": "since",
-                 "until": "before", "recurring": "recurring job"}
+                 "until": "before", "recurring": "recurring job", "id": "id starts"}
 
 
 def named(*names: str) -> tuple[JobAction, ...]:
@@ -105,6 +106,14 @@ def row_action(state: str) -> JobAction | None:
     return offered[0] if offered else None
 
 
+MAX_JOB_ID = 64
+
+
+def is_job_id(text: str) -> bool:
+    """True when ``text`` could be a job id (short, printable): anything else can't name a job."""
+    return 0 < len(text) <= MAX_JOB_ID and text.isprintable()
+
+
 class BadListQuery(ValueError):
     """A list request that can't be answered (e.g. a tampered cursor)."""
 
@@ -178,6 +187,15 @@ def narrowing(args: Mapping[str, str], problems: list[str]) -> tuple[dict, dict[
     params = {name: value[:500] for name, value in params.items() if value}
     fields: dict = {"text": params.get("q"), "task": params.get("task"), "queue": params.get("queue"),
                     "enqueued_by": params.get("enqueued_by"), "recurring_id": params.get("recurring")}
+    tasks = expand_tasks(params.get("task", ""))
+    if tasks:  # "reports.*": every task whose name starts "reports." (none known: the name matches nothing)
+        fields.update(task=None, tasks=tasks)
+    if "id" in params:
+        candidate = id_candidate("#" + params["id"])
+        if candidate:
+            fields["id_prefix"] = candidate
+        else:
+            problems.append(f"“{params.pop('id')}” is not the start of a job id (hex digits).")
     for name in ("since", "until"):
         if name in params:
             try:

@@ -24,23 +24,26 @@ from admin.dashboard.actions import (
     bulk_message,
     set_queue_paused,
 )
+from admin.dashboard.audit import audit_rows
 from admin.dashboard.data import (
     JobPage,
-    audit_rows,
-    list_menu,
-    job_detail,
     job_page,
+    list_menu,
     overview,
     recurring_rows,
     retry_count,
 )
+from admin.dashboard.detail import arguments_download, job_detail
 from admin.dashboard.enqueue import EnqueueForm, enqueueable_tasks, submit_enqueue
+from admin.dashboard.parameters import parameters, plain_help, signature_text, summary
 from admin.dashboard.export import FORMATS, export_response
 from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.live import live, queue_rows, server_rows
+from admin.dashboard.search import destination
 from admin.dashboard.lists import (
     FILTER_LABELS,
+    is_job_id,
     JOB_LISTS,
     PAGE_SIZES,
     STATE_LISTS,
@@ -52,9 +55,12 @@ from admin.dashboard.lists import (
 )
 from app.web import safe_next_url
 from tasks import queries
+from tasks.actions import RECURRING_ACTIONS
 from tasks.api import REGISTRY
+from tasks.ledger import Job
 
 DEFAULT_REFRESH_SECONDS = 3.0
+MAX_DB_INT = 2 ** 63 - 1
 
 
 def refresh_milliseconds() -> int:
@@ -98,6 +104,7 @@ class HangfireDashboardView(DashboardView):
         kwargs.setdefault("refresh_ms", refresh_milliseconds())
         kwargs.setdefault("state_lists", STATE_LISTS)
         kwargs.setdefault("live", live())
+        kwargs.setdefault("recurring_actions", RECURRING_ACTIONS)
         return super().render(template, **kwargs)
 
     def fragment(self, template: str, **kwargs: Any) -> Response:
@@ -115,6 +122,12 @@ class HangfireDashboardView(DashboardView):
     def overview_fragment(self):
         """The overview's live part."""
         return self.fragment("hangfire/_overview.html", overview=overview())
+
+    # --- search --------------------------------------------------------------------------------
+    @expose("/search")
+    def search(self):
+        """The header search: a job id goes to the job, a task name to its jobs, other text to a search."""
+        return redirect(destination(request.args.get("q", "")))
 
     # --- job lists ---------------------------------------------------------------------------
     @expose("/jobs/")
@@ -160,17 +173,31 @@ class HangfireDashboardView(DashboardView):
         return export_response(query.job_filter, fmt, slug, query.job_list.order)
 
     # --- one job -----------------------------------------------------------------------------
-    def detail_or_404(self, job_id: str):
-        """The job page's content for ``job_id``; 404 when there is no such job."""
-        job = queries.get_job(job_id[:64])
+    @staticmethod
+    def job_or_404(job_id: str) -> Job:
+        """The job called ``job_id``; 404 when there is none (or the id can't be one)."""
+        job = queries.get_job(job_id) if is_job_id(job_id) else None
         if job is None:
             abort(404)
-        return job_detail(job)
+        return job
+
+    def detail_or_404(self, job_id: str):
+        """The job page's content for ``job_id``; 404 when there is no such job."""
+        return job_detail(self.job_or_404(job_id))
 
     @expose("/job/<job_id>")
     def job(self, job_id: str):
         """A job: arguments, state history, every failed attempt, result, actions."""
         return self.render("hangfire/job.html", page="jobs", detail=self.detail_or_404(job_id))
+
+    @expose("/job/<job_id>/arguments.json")
+    def job_arguments(self, job_id: str):
+        """The job's whole arguments as a JSON download (the page cuts huge ones short)."""
+        job = self.job_or_404(job_id)
+        response = Response(arguments_download(job), mimetype="application/json")
+        response.headers["Content-Disposition"] = f'attachment; filename="job-{job.id}-arguments.json"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @expose("/job/<job_id>/fragment")
     def job_fragment(self, job_id: str):
@@ -210,11 +237,23 @@ class HangfireDashboardView(DashboardView):
         """The recurring jobs table."""
         return self.fragment("hangfire/_recurring.html", recurring=recurring_rows())
 
+    @expose("/recurring/actions/<action>", methods=("POST",))
+    def recurring_bulk(self, action: str):
+        """Trigger, enable, disable or delete the ticked recurring jobs."""
+        if action not in RECURRING_ACTIONS:
+            abort(404)
+        try:
+            outcome = act_on_recurring(action, request.form.getlist("ids"))
+            flash(outcome.message(), "success" if len(outcome.done) == len(outcome.requested) else "warning")
+        except (ActionError, UnknownRecurring) as exc:
+            flash(str(exc), "error")
+        return redirect(url_for(".recurring"))
+
     @expose("/recurring/<path:recurring_id>/<action>", methods=("POST",))
     def recurring_action(self, recurring_id: str, action: str):
         """Trigger now, enable, disable or delete one recurring job (404 for an unknown one)."""
         try:
-            outcome = act_on_recurring(action, recurring_id)
+            outcome = act_on_recurring(action, [recurring_id])
         except (ActionError, UnknownRecurring):
             abort(404)
         flash(outcome.message(), "success")
@@ -234,6 +273,8 @@ class HangfireDashboardView(DashboardView):
     def audit(self):
         """The audit log of dashboard actions, newest first."""
         cursor = request.args.get("cursor", type=int)
+        if cursor is not None and not 0 < cursor < MAX_DB_INT:
+            abort(400, "That page of the audit log doesn't exist.")
         entries, next_cursor = audit_rows(limit=100, cursor=cursor)
         return self.render("hangfire/audit.html", page="audit", entries=entries, next_cursor=next_cursor,
                            first_page=cursor is None)
@@ -253,9 +294,14 @@ class HangfireDashboardView(DashboardView):
         return redirect(url_for(".job", job_id=job_id))
 
     def render_enqueue(self, form: EnqueueForm) -> str:
-        """The enqueue page for ``form``."""
-        return self.render("hangfire/enqueue.html", page="enqueue", form=form, tasks=enqueueable_tasks(),
-                           queues=queue_rows())
+        """The enqueue page for ``form``: the task picker, then the chosen task's fields and help."""
+        offered = enqueueable_tasks()
+        chosen = next((d for d in offered if d.name == form.task), None)
+        return self.render("hangfire/enqueue.html", page="enqueue", form=form, tasks=offered, chosen=chosen,
+                           parameters=parameters(chosen) if chosen else [],
+                           help_text=plain_help(chosen.func.__doc__) if chosen else "", queues=queue_rows(),
+                           signature=signature_text(chosen) if chosen else "", summaries={
+                               d.name: summary(d) for d in offered})
 
     @expose("/actions/<action>", methods=("POST",))
     def act(self, action: str):

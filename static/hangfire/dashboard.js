@@ -149,19 +149,72 @@
     var question = (button && button.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
     if (!question) { return; }
     var form = event.target;
-    var count = form.querySelectorAll('input[name="ids"]:checked').length;
-    if (!window.confirm(question.replace("{n}", String(count)))) { event.preventDefault(); }
+    var ticked = form.querySelectorAll('input[name="ids"]:checked');
+    var names = Array.prototype.map.call(ticked, function (box) { return "“" + (box.getAttribute("data-name") || box.value) + "”"; });
+    var listed = names.length > 5 ? names.slice(0, 5).join(", ") + " and " + (names.length - 5) + " more" : names.join(", ");
+    if (!window.confirm(question.replace("{n}", String(ticked.length)).replace("{names}", listed))) { event.preventDefault(); }
   });
 
-  // --- enqueue form: show the chosen task's signature -----------------------------------
-  var taskSelect = document.querySelector("[data-task-select]");
-  var taskHelp = document.querySelector("[data-task-help]");
-  function describeTask() {
-    var option = taskSelect.options[taskSelect.selectedIndex];
-    if (!option || !option.value) { return; }
-    taskHelp.textContent = option.getAttribute("data-signature") +
-      (option.getAttribute("data-description") ? " — " + option.getAttribute("data-description") : "") +
-      " · default queue: " + option.getAttribute("data-queue");
+  // --- header search: suggestions while typing (a listbox under the box; arrows, Enter, Escape) ------
+  var search = document.querySelector("[data-search]");
+  if (search) {
+    var box = search.querySelector('input[name="q"]');
+    var list = search.querySelector('[role="listbox"]');
+    var pending = null;
+    var active = -1;
+
+    var options = function () { return list.querySelectorAll('[role="option"]'); };
+    var close = function () { list.hidden = true; box.setAttribute("aria-expanded", "false"); active = -1; };
+    var highlight = function (index) {
+      var all = options();
+      active = all.length ? (index + all.length) % all.length : -1;
+      Array.prototype.forEach.call(all, function (option, i) { option.setAttribute("aria-selected", String(i === active)); });
+      if (active >= 0) { box.setAttribute("aria-activedescendant", all[active].id); }
+    };
+    var show = function (items) {
+      list.textContent = "";
+      items.forEach(function (item, index) {
+        var option = document.createElement("li");
+        option.id = "hf-suggestion-" + index;
+        option.setAttribute("role", "option");
+        option.setAttribute("aria-selected", "false");
+        option.setAttribute("data-url", item.url);
+        var label = document.createElement("span");
+        label.textContent = item.label;
+        var detail = document.createElement("small");
+        detail.textContent = item.detail;
+        option.appendChild(label);
+        option.appendChild(detail);
+        list.appendChild(option);
+      });
+      list.hidden = items.length === 0;
+      box.setAttribute("aria-expanded", String(items.length > 0));
+      active = -1;
+    };
+    var suggest = function () {
+      var text = box.value.trim();
+      if (!text) { close(); return; }
+      var url = search.getAttribute("data-suggest-url") + "?q=" + encodeURIComponent(text);
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : { suggestions: [] }; })
+        .then(function (answer) { if (box.value.trim() === text) { show(answer.suggestions || []); } })
+        .catch(close);
+    };
+    box.addEventListener("input", function () { window.clearTimeout(pending); pending = window.setTimeout(suggest, 150); });
+    box.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        if (list.hidden) { return; }
+        event.preventDefault();
+        highlight(active + (event.key === "ArrowDown" ? 1 : -1));
+      } else if (event.key === "Enter" && active >= 0) {
+        event.preventDefault();
+        window.location.assign(options()[active].getAttribute("data-url"));
+      } else if (event.key === "Escape") { close(); }
+    });
+    list.addEventListener("mousedown", function (event) {
+      var option = event.target.closest('[role="option"]');
+      if (option) { event.preventDefault(); window.location.assign(option.getAttribute("data-url")); }
+    });
+    box.addEventListener("blur", function () { window.setTimeout(close, 100); });
   }
-  if (taskSelect && taskHelp) { taskSelect.addEventListener("change", describeTask); describeTask(); }
 })();
