@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flask import current_app
 from flask_login import current_user
 
-from tasks import actions, commands
+from tasks import actions, commands, transport_error
 from tasks.actions import JobAction, RecurringAction
 from tasks.audit import record_audit
 from tasks.queries import JobFilter
@@ -163,7 +164,12 @@ def set_queue_paused(name: str, paused: bool) -> str:
     name = (name or "").strip()
     if not name or len(name) > 64:
         raise ActionError("A queue name has 1 to 64 characters.")
-    (commands.pause_queue if paused else commands.resume_queue)(name, by=acting_user())
+    try:
+        (commands.pause_queue if paused else commands.resume_queue)(name, by=acting_user())
+    except Exception as exc:  # noqa: BLE001 - only the transport knows paused queues
+        if transport_error(current_app) is None:
+            raise
+        raise ActionError("The job transport is unavailable, so queues can't be paused or resumed now.") from exc
     record_audit(acting_user(), "pause-queue" if paused else "resume-queue", job_filter={"queue": name},
                  count=0)
     return f"Queue “{name}” {'paused: workers stop fetching from it' if paused else 'resumed'}."
