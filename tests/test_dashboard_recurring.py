@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from tasks import lifecycle, recurring
-from tasks.actions import JOB_ACTIONS
+from tasks.actions import JOB_ACTIONS, RECURRING_ACTIONS
 from tasks.audit import AuditEntry
 from tasks.ledger import Job, utcnow
 from tasks.recurring import RecurringJob
@@ -314,3 +314,66 @@ def test_cancel_selected_and_cancel_all_matching(app, people, jobs):
     post_form(people["full"], "/hangfire/actions/cancel", {"scope": "all", "list": "scheduled"})
     assert "applies to selected jobs only" in people["full"].get("/hangfire").get_data(True)
     assert job_state(app, jobs["scheduled"]) == lifecycle.SCHEDULED
+
+
+# --- several at once ---------------------------------------------------------------------------
+
+@pytest.fixture
+def weekly(app, nightly):
+    """A second recurring job (Mondays 06:00 UTC), besides ``nightly``; returns both ids."""
+    from tests.jobs import recurring_tick
+
+    recurring.recurring("tests.weekly", cron="0 6 * * 1")(recurring_tick)
+    with app.app_context():
+        recurring.sync()
+    yield [nightly, "tests.weekly"]
+    recurring.DEFINITIONS.pop("tests.weekly", None)
+
+
+def test_the_page_offers_actions_on_the_ticked_recurring_jobs(people, weekly):
+    html = people["full"].get("/hangfire/recurring").get_data(True)
+    for action in ("trigger", "enable", "disable", "delete"):
+        assert f'formaction="/hangfire/recurring/actions/{action}"' in html
+    assert all(f'name="ids" value="{rid}"' in html for rid in weekly) and 'data-select-all' in html
+    question = RECURRING_ACTIONS["disable"].confirm("{names}")
+    assert f'data-confirm="{question}"' in html.replace("&#39;", "'")  # the page script names the ticked ones
+    assert "don&#39;t run until enabled" in html  # the confirmation says what will happen
+
+
+def test_several_recurring_jobs_at_once(app, people, weekly):
+    client = people["full"]
+    disabled = post_form(client, "/hangfire/recurring/actions/disable", {"ids": weekly},
+                         follow_redirects=True)
+    assert "Disabled 2 recurring jobs." in disabled.get_data(True)
+    assert [row_of(app, rid).enabled for rid in weekly] == [False, False]
+    post_form(client, "/hangfire/recurring/actions/enable", {"ids": weekly})
+    assert [row_of(app, rid).enabled for rid in weekly] == [True, True]
+    triggered = post_form(client, "/hangfire/recurring/actions/trigger", {"ids": weekly},
+                          follow_redirects=True)
+    assert "Triggered 2 recurring jobs." in triggered.get_data(True)
+    assert [len(runs_of(app, rid)) for rid in weekly] == [1, 1]
+    [entry] = audit_entries(app, "trigger-recurring")
+    assert json.loads(entry.job_filter) == {"recurring_ids": weekly} and len(json.loads(entry.job_ids)) == 2
+    deleted = post_form(client, "/hangfire/recurring/actions/delete", {"ids": [*weekly, "no-such"]},
+                        follow_redirects=True)
+    assert "Deleted 2 recurring jobs. 1 no longer exists." in deleted.get_data(True)
+    assert [row_of(app, rid) for rid in weekly] == [None, None]
+
+
+def test_several_recurring_jobs_need_a_selection_and_a_known_action(app, people, weekly):
+    before = recurring_snapshot(app)
+    nothing = post_form(people["full"], "/hangfire/recurring/actions/disable", {}, follow_redirects=True)
+    assert "Select at least one recurring job." in nothing.get_data(True)
+    url = "/hangfire/recurring/actions/"
+    assert post_form(people["full"], url + "explode", {"ids": weekly}).status_code == 404
+    assert post_form(people["read_only"], url + "disable", {"ids": weekly}).status_code == 403
+    assert recurring_snapshot(app) == before
+
+
+def test_api_acts_on_several_recurring_jobs(app, bearer, weekly):
+    answer = bearer("full", "post", "/hangfire/api/recurring/actions/disable", json={"ids": weekly})
+    assert answer.status_code == 200
+    assert answer.get_json()["done"] == {weekly[0]: None, weekly[1]: None}
+    assert answer.get_json()["message"] == "Disabled 2 recurring jobs."
+    missing = bearer("full", "post", "/hangfire/api/recurring/actions/disable", json={"ids": ["nope"]})
+    assert missing.status_code == 404 and missing.is_json
