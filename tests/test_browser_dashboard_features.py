@@ -63,7 +63,7 @@ def test_suggestions_while_typing_with_the_keyboard(app, operator_page):
 def test_the_enqueue_form_names_each_bad_field(app, operator_page):
     page = operator_page
     page.get_by_role("link", name="Enqueue a job").click()
-    page.get_by_label("Job", exact=True).select_option("tests.typed")  # the page reloads with the job's fields
+    page.get_by_label("Job", exact=True).select_option("tests.typed")  # the page reloads with its fields
     expect(page.get_by_test_id("task-help")).to_contain_text("Echo its arguments, typed: count whole")
     page.get_by_label(re.compile(r"^\s*count\b")).fill("2.5")
     page.get_by_label(re.compile(r"^\s*ratio\b")).fill('"ten"')
