@@ -127,3 +127,19 @@ def test_the_audit_log_says_what_the_button_did(app, operator, operator_page):
     expect(row.get_by_test_id("audit-sentence")).to_have_text(f"{operator} retried 1 job")
     row.get_by_role("link", name=f"#{job_id[-8:]}").click()
     expect(page).to_have_url(f"/hangfire/job/{job_id}")
+
+
+def test_the_list_menu_counts_refresh_with_the_rows(app, operator_page):
+    page = operator_page
+    failed_job(app)
+    page.goto("/hangfire/jobs/failed")
+    menu = page.get_by_role("navigation", name="Job lists")
+    expect(menu.locator('[data-state-count="enqueued"]')).to_have_text(re.compile(r"Enqueued\s*0"))
+    page.evaluate("window.__sameDocument = true")
+    newcomer = failed_job(app)
+    enqueue(app, task="demo.noop", args=())
+    expect(page.locator(f'tr[data-job-id="{newcomer}"]')).to_have_count(1)  # the rows refreshed…
+    expect(menu.locator('[data-state-count="enqueued"]')).to_have_text(re.compile(r"Enqueued\s*1"))  # …menu
+    expect(menu.locator('[data-state-count="failed"]')).to_have_text(re.compile(r"Failed\s*2"))
+    expect(page.get_by_test_id("match-count")).to_have_text("2 jobs")
+    assert page.evaluate("window.__sameDocument") is True
