@@ -7,6 +7,7 @@ Playwright can't start on a thread where another is still running.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -106,6 +107,9 @@ def generate_watch_download(app, new_page) -> None:
     bar = row.get_by_role("progressbar")
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=30_000)
     expect(row.get_by_text("Ready")).to_be_visible()
+    banner = page.locator(f'[data-flash-subject="report-{report.id}"]')  # "being generated" no more
+    expect(banner).to_contain_text(f"Report #{report.id} is ready")
+    expect(row.locator('[data-role="size"]')).to_have_text(re.compile(r"^\d+(\.\d)? (bytes|kB)$"))
     screenshot(page, "report-ready")
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
     seen = page.evaluate("window.__seenProgress")

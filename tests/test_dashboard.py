@@ -629,3 +629,22 @@ def test_json_export_follows_the_filter(app, people, monkeypatch):
     assert [r["id"] for r in records] == list(reversed(wanted))  # newest first, every batch
     assert records[0]["args"] == ["needle 6"] and records[0]["state"] == "Failed"
     assert people["full"].get("/hangfire/jobs/all/export.xml").status_code == 404
+
+
+def test_the_bucket_still_filling_up_is_drawn_apart(app, people, jobs):
+    from datetime import datetime
+
+    from admin.dashboard.charts import throughput_chart
+
+    start = datetime(2026, 12, 1, 10)
+    counts = (4, 6, 1)
+    buckets = [{"start": start + timedelta(hours=hour), "succeeded": count, "failed": 0}
+               for hour, count in enumerate(counts)]
+    chart = throughput_chart("day", "History", buckets, 3600, "%H:00", every=1)
+    assert chart.succeeded_line.count("L") == 1  # the two complete hours…
+    last_complete = chart.succeeded_line.split(" L")[-1]
+    assert chart.succeeded_tail == f"M{last_complete} L{chart.succeeded_tail.split(' L')[-1]}"
+    assert chart.succeeded_tail.count("L") == 1  # …then a dashed step into the current one
+    assert chart.slots[-1].title.endswith("so far") and not chart.slots[0].title.endswith("so far")
+    html = people["full"].get("/hangfire").get_data(True)
+    assert re.search(r'class="hf-line-failed hf-line-current" d="M[\d.,]+ L[\d.,]+"', html)
