@@ -121,3 +121,14 @@ def test_a_crash_is_a_500_page_without_a_traceback(app, make_user):
 def test_sizes_read_in_bytes_and_kilobytes(app):
     assert [human_size(n) for n in (0, 1, 368, 999, 1000, 12_345, 4_000_000)] == [
         "0 bytes", "1 byte", "368 bytes", "999 bytes", "1.0 kB", "12.3 kB", "4.0 MB"]
+
+
+def test_an_error_page_is_drawn_even_when_the_layout_cant_be(app, client):
+    def navigation_down():
+        raise RuntimeError("the database behind the menu is down")
+
+    app.jinja_env.globals["navigation"] = navigation_down
+    response = client.get("/nowhere")
+    html = response.get_data(True)
+    assert response.status_code == 404 and 'data-status="404"' in html and '<html lang="en"' in html
+    assert "Page not found" in html and "database behind the menu" not in html

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_login import current_user
 
+from admin.dashboard.formats import plural
+from admin.dashboard.lists import is_job_id
 from tasks import actions, commands, transport_error
 from tasks.actions import JobAction, RecurringAction
 from tasks.audit import record_audit
 from tasks.queries import JobFilter
 
-MAX_JOB_ID = 64
 
 
 class ActionError(ValueError):
@@ -27,11 +28,6 @@ class ActionError(ValueError):
 def acting_user() -> str | None:
     """The signed-in user's name (None when a custom filter let an anonymous caller in)."""
     return current_user.username if getattr(current_user, "is_authenticated", False) else None
-
-
-def plural(count: int, noun: str = "job", capped: bool = False) -> str:
-    """``1 job``, ``3 jobs``, ``1,000,000+ jobs``."""
-    return f"{count:,}{'+' if capped else ''} {noun}{'' if count == 1 and not capped else 's'}"
 
 
 # --- on selected jobs ------------------------------------------------------------------------
@@ -71,7 +67,7 @@ def known_action(name: str, bulk: bool = False) -> JobAction:
 def act_on_jobs(name: str, job_ids: Sequence[str]) -> ActionOutcome:
     """Run action ``name`` on the given jobs now (audited)."""
     action = known_action(name)
-    ids = list(dict.fromkeys(str(job_id)[:MAX_JOB_ID] for job_id in job_ids if job_id))
+    ids = list(dict.fromkeys(job_id for job_id in map(str, job_ids) if is_job_id(job_id)))
     if not ids:
         raise ActionError("Select at least one job.")
     return ActionOutcome(action, ids, actions.perform(action.name, ids, by=acting_user()))

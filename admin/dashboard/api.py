@@ -40,7 +40,7 @@ from admin.dashboard.actions import (
     bulk_json,
     set_queue_paused,
 )
-from admin.dashboard.audit import audit_rows
+from admin.dashboard.audit import MAX_CURSOR, audit_rows
 from admin.dashboard.data import job_page, overview, recurring_rows
 from admin.dashboard.enqueue import EnqueueForm, submit_enqueue
 from admin.dashboard.formats import Formats
@@ -62,7 +62,6 @@ CSRF_REFUSED = "a session request that changes something needs an X-CSRFToken he
 #: what a bulk filter may name: the list parameters, plus the state or retries list
 FILTER_FIELDS = frozenset(FILTER_PARAMS) | {"state", "retrying"}
 MAX_IDS = 10_000
-MAX_DB_INT = 2 ** 63 - 1
 
 
 class ApiError(Exception):
@@ -129,7 +128,7 @@ def filter_query(data: dict):
         raise ApiError(400, str(exc)) from None
 
 
-def int_arg(name: str, default: int | None, low: int = 0, high: int = MAX_DB_INT) -> int | None:
+def int_arg(name: str, default: int | None, low: int = 0, high: int = MAX_CURSOR) -> int | None:
     """Query parameter ``name`` as a whole number from ``low`` to ``high``; ``ApiError`` 400 otherwise."""
     text = request.args.get(name)
     if text in (None, ""):

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from flask import url_for
 
-from admin.dashboard.formats import Formats
+from admin.dashboard.formats import Formats, plural
 from admin.dashboard.guard import ENDPOINT
 from admin.dashboard.lists import list_for_state
 from tasks import queries
@@ -30,6 +30,8 @@ LEGACY_NAMES = {"pause queue": "pause-queue", "resume queue": "resume-queue",
                 **{f"{name} all matching": name + MATCHING_SUFFIX for name in JOB_ACTIONS},
                 **{f"recurring-{name}": f"{name}-recurring" for name in RECURRING_ACTIONS}}
 MAX_LINKED_JOBS = 5
+#: audit ids are BIGINT: a cursor beyond that can't name an entry
+MAX_CURSOR = 2 ** 63 - 1
 #: how each filter field reads
 FILTER_WORDS = {
     "state": "state {}", "queue": "queue {}", "task": "task {}", "text": "text “{}”", "enqueued_by": "enqueued by {}",
@@ -39,11 +41,6 @@ FILTER_WORDS = {
 #: filter fields → the list page's query parameters
 FILTER_PARAMS = {"text": "q", "task": "task", "queue": "queue", "enqueued_by": "enqueued_by", "since": "since",
                  "until": "until", "recurring_id": "recurring", "id_prefix": "id"}
-
-
-def plural(count: int, noun: str = "job") -> str:
-    """``1 job``, ``3 jobs``."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def filter_words(job_filter: dict) -> str:

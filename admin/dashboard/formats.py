@@ -33,6 +33,11 @@ def decoded(text: str | None, default: Any = None) -> Any:
         return text
 
 
+def plural(count: int, noun: str = "job", capped: bool = False) -> str:
+    """``1 job``, ``3 jobs``, ``1,000,000+ jobs``."""
+    return f"{count:,}{'+' if capped else ''} {noun}{'' if count == 1 and not capped else 's'}"
+
+
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
     """``end - start`` in seconds, or None when either is missing or they are out of order."""
     if start is None or end is None or end < start:

@@ -24,7 +24,7 @@ from admin.dashboard.actions import (
     bulk_message,
     set_queue_paused,
 )
-from admin.dashboard.audit import audit_rows
+from admin.dashboard.audit import MAX_CURSOR, audit_rows
 from admin.dashboard.data import (
     JobPage,
     job_page,
@@ -60,7 +60,6 @@ from tasks.api import REGISTRY
 from tasks.ledger import Job
 
 DEFAULT_REFRESH_SECONDS = 3.0
-MAX_DB_INT = 2 ** 63 - 1
 
 
 def refresh_milliseconds() -> int:
@@ -273,7 +272,7 @@ class HangfireDashboardView(DashboardView):
     def audit(self):
         """The audit log of dashboard actions, newest first."""
         cursor = request.args.get("cursor", type=int)
-        if cursor is not None and not 0 < cursor < MAX_DB_INT:
+        if cursor is not None and not 0 < cursor <= MAX_CURSOR:
             abort(400, "That page of the audit log doesn't exist.")
         entries, next_cursor = audit_rows(limit=100, cursor=cursor)
         return self.render("hangfire/audit.html", page="audit", entries=entries, next_cursor=next_cursor,
