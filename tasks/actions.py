@@ -45,7 +45,9 @@ class JobAction:
     ``question``: the confirmation, ``{what}`` being "this job", "3 selected jobs", …;
     ``done``: the flash message's verb ("Retried 3 jobs."); ``did``: the audit log's
     phrase, ``{jobs}`` being "3 jobs" ("olivia retried 3 jobs");
-    ``tone``: ``normal``, ``caution`` or ``destructive`` (how loudly the button is drawn).
+    ``tone``: ``normal``, ``caution`` or ``destructive`` (how loudly the button is drawn);
+    ``shown_in``: the states whose job pages offer it (default: every state it applies to);
+    ``instead_of``: a more general action this one replaces on a job's page ("Retry" for "Requeue").
     """
 
     name: str
@@ -57,6 +59,8 @@ class JobAction:
     did: str
     bulk: bool = True
     tone: str = "normal"
+    shown_in: frozenset[str] | None = None
+    instead_of: str | None = None
 
     def applies_to(self, state: str) -> bool:
         """True when a job in ``state`` is one this action changes."""
@@ -87,15 +91,16 @@ WAITING_OR_RUNNING = frozenset({lifecycle.ENQUEUED, lifecycle.SCHEDULED, lifecyc
 JOB_ACTIONS: dict[str, JobAction] = {action.name: action for action in (
     JobAction("retry", "Retry", frozenset({lifecycle.FAILED}), commands.requeue,
               "Retry {what}? Failed jobs go back to their queue with a fresh set of attempts.",
-              done="Retried", did="retried {jobs}"),
+              done="Retried", did="retried {jobs}", instead_of="requeue"),
     JobAction("requeue", "Requeue", REQUEUEABLE, commands.requeue,
               "Requeue {what}? They run again from the start.", done="Requeued", did="requeued {jobs}"),
     JobAction("trigger", "Run now", frozenset({lifecycle.SCHEDULED}), commands.trigger,
               "Run {what} now instead of at the scheduled time?", done="Enqueued",
-              did="ran {jobs} now"),
+              did="ran {jobs} now", instead_of="requeue"),
     JobAction("cancel", "Cancel", WAITING_OR_RUNNING, commands.cancel,
               "Cancel {what}? A running job stops at its next checkpoint; a waiting one is deleted.",
-              done="Cancelled", did="cancelled {jobs}", bulk=False, tone="caution"),
+              done="Cancelled", did="cancelled {jobs}", bulk=False, tone="caution",
+              shown_in=frozenset({lifecycle.PROCESSING})),  # a waiting job's page offers Delete
     JobAction("delete", "Delete", commands.DELETABLE, commands.delete,
               "Delete {what}? They won't run again; a running job is asked to stop.",
               done="Deleted", did="deleted {jobs}", tone="destructive"),
@@ -114,13 +119,10 @@ def job_action(name: str, bulk: bool = False) -> JobAction:
 
 
 def actions_for(state: str) -> list[JobAction]:
-    """The actions offered on one job in ``state``: the most specific requeue first, then the rest."""
-    offered = [a for a in JOB_ACTIONS.values() if a.applies_to(state)]
-    if any(a.name in ("retry", "trigger") for a in offered):  # "Retry"/"Run now" say it better than "Requeue"
-        offered = [a for a in offered if a.name != "requeue"]
-    if any(a.name == "cancel" for a in offered) and state != lifecycle.PROCESSING:
-        offered = [a for a in offered if a.name != "cancel"]  # "Delete" is the same thing for a waiting job
-    return offered
+    """The actions a job's page offers in ``state`` (the specific "Retry" rather than "Requeue")."""
+    offered = [a for a in JOB_ACTIONS.values() if state in (a.shown_in or a.states)]
+    replaced = {a.instead_of for a in offered}
+    return [a for a in offered if a.name not in replaced]
 
 
 def perform(name: str, job_ids: Sequence[str], by: str | None = None) -> list[str]:
