@@ -86,7 +86,8 @@ def delete(job_ids: Sequence[str], by: str | None = None) -> list[str]:
     try:
         current_engine().transport.remove([j for j in done])
     except Exception:  # noqa: BLE001 - the ledger says Deleted: a worker that fetches the message skips it
-        log.warning("transport unavailable: %d deleted job(s) stay in it until fetched and skipped", len(done))
+        log.warning("transport unavailable: %d deleted job(s) stay in it until fetched and skipped",
+                    len(done))
     db.session.expire_all()
     return [j.id for j in jobs if j.id in done]
 

@@ -120,7 +120,8 @@ def sort_values(job: Job, order: str) -> list:
 
 def encode_cursor(job: Job, order: str = "changed") -> str:
     """Opaque cursor pointing just after ``job`` in a list sorted by ``order``."""
-    raw = [*sort_values(job, order), job.id] if order == "changed" else [order, sort_values(job, order), job.id]
+    values = sort_values(job, order)
+    raw = [*values, job.id] if order == "changed" else [order, values, job.id]
     return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
 
 
@@ -199,7 +200,7 @@ def after_cursor(order: str, values: list, job_id: str):
 
 def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str | None = None,
               order: str = "changed") -> Page:
-    """A page of jobs sorted by ``order`` (see ``ORDERS``), ``limit`` per page, continuing after ``cursor``."""
+    """A page of jobs sorted by ``order`` (see ``ORDERS``), ``limit`` a page, continuing after ``cursor``."""
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}; one of {', '.join(ORDERS)}")
     limit = max(1, min(int(limit), 1000))

@@ -165,7 +165,8 @@ def set_queue_paused(name: str, paused: bool) -> str:
     except Exception as exc:  # noqa: BLE001 - only the transport knows paused queues
         if transport_error(current_app) is None:
             raise
-        raise ActionError("The job transport is unavailable, so queues can't be paused or resumed now.") from exc
+        raise ActionError("The job transport is unavailable, so queues can't be paused or resumed now.") \
+            from exc
     record_audit(acting_user(), "pause-queue" if paused else "resume-queue", job_filter={"queue": name},
                  count=0)
     return f"Queue “{name}” {'paused: workers stop fetching from it' if paused else 'resumed'}."

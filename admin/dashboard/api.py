@@ -233,7 +233,8 @@ class HangfireApiView(DashboardView):
     def audit(self):
         """The audit log, newest first, each entry with its button's label and a sentence (``cursor``
         continues, ``limit`` 1–500)."""
-        entries, next_cursor = audit_rows(limit=int_arg("limit", 100, 1, 500), cursor=int_arg("cursor", None, 1))
+        limit, cursor = int_arg("limit", 100, 1, 500), int_arg("cursor", None, 1)
+        entries, next_cursor = audit_rows(limit=limit, cursor=cursor)
         return jsonify(entries=[entry.as_json() for entry in entries], next_cursor=next_cursor)
 
     @expose("/recurring")

@@ -34,12 +34,15 @@ MAX_LINKED_JOBS = 5
 MAX_CURSOR = 2 ** 63 - 1
 #: how each filter field reads
 FILTER_WORDS = {
-    "state": "state {}", "queue": "queue {}", "task": "task {}", "text": "text “{}”", "enqueued_by": "enqueued by {}",
+    "state": "state {}", "queue": "queue {}", "task": "task {}", "text": "text “{}”",
+    "enqueued_by": "enqueued by {}",
     "since": "changed since {}", "until": "changed before {}", "recurring_id": "runs of recurring job {}",
-    "id_prefix": "id starting {}", "retrying": "waiting for a retry", "tasks": "tasks {}", "states": "states {}",
+    "id_prefix": "id starting {}", "retrying": "waiting for a retry", "tasks": "tasks {}",
+    "states": "states {}",
 }
 #: filter fields → the list page's query parameters
-FILTER_PARAMS = {"text": "q", "task": "task", "queue": "queue", "enqueued_by": "enqueued_by", "since": "since",
+FILTER_PARAMS = {"text": "q", "task": "task", "queue": "queue", "enqueued_by": "enqueued_by",
+                 "since": "since",
                  "until": "until", "recurring_id": "recurring", "id_prefix": "id"}
 
 

@@ -123,7 +123,8 @@ class JobRow:
             text = args[1:] if args.startswith("[") else args
         else:
             decoded_args, decoded_kwargs = decoded(args, []), decoded(kwargs, {})
-            parts = [one_line(a) for a in (decoded_args if isinstance(decoded_args, list) else [decoded_args])]
+            positional = decoded_args if isinstance(decoded_args, list) else [decoded_args]
+            parts = [one_line(a) for a in positional]
             if isinstance(decoded_kwargs, dict):
                 parts += [f"{k}={one_line(v)}" for k, v in decoded_kwargs.items()]
             text = ", ".join(parts)
@@ -165,7 +166,8 @@ def job_page(query: ListQuery) -> JobPage:
 
     A first page that holds every match is its own count (no second scan for rare searches).
     """
-    page = queries.list_jobs(query.job_filter, limit=query.limit, cursor=query.cursor, order=query.job_list.order)
+    page = queries.list_jobs(query.job_filter, limit=query.limit, cursor=query.cursor,
+                             order=query.job_list.order)
     if query.cursor is None and page.next_cursor is None:
         total, capped = len(page.jobs), False
     else:

@@ -21,7 +21,8 @@ EXCEPTION_KEYS = ("exception_type", "exception_message", "exception_traceback")
 #: arguments longer than this (JSON text) are shown cut short, with a download of the whole
 ARGUMENTS_SHOWN = 64 * 1024
 #: how continuations read, by ``continue_on``
-CONDITIONS = {continuations.ON_SUCCESS: "if it succeeds", continuations.ON_FINISHED: "when it finishes, however"}
+CONDITIONS = {continuations.ON_SUCCESS: "if it succeeds",
+              continuations.ON_FINISHED: "when it finishes, however"}
 MAX_CONTINUATIONS = 50
 
 

@@ -29,7 +29,8 @@ ORDER_LABELS = {"changed": "newest first", "due": "soonest due first",
                 "run": "in the order workers take them (per queue: priority, then oldest)"}
 #: query parameters that narrow a list (the cursor and page size are not part of the filter)
 FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring", "id")
-FILTER_LABELS = {"q": "text", "task": "task", "queue": "queue", "enqueued_by": "enqueued by", "since": "since",
+FILTER_LABELS = {"q": "text", "task": "task", "queue": "queue", "enqueued_by": "enqueued by",
+                 "since": "since",
                  "until": "before", "recurring": "recurring job", "id": "id starts"}
 
 
@@ -222,7 +223,8 @@ def parse_list_query(job_list: JobList, args: Mapping[str, str], any_size: bool 
     fields, params = narrowing(args, problems)
     return ListQuery(job_list=job_list, job_filter=job_list.job_filter(**fields),
                      limit=page_size(args.get("limit"), problems, any_size),
-                     cursor=checked_cursor(args.get("cursor"), job_list.order), params=params, problems=problems)
+                     cursor=checked_cursor(args.get("cursor"), job_list.order), params=params,
+                     problems=problems)
 
 
 def api_list_query(args: Mapping[str, str]) -> ListQuery:

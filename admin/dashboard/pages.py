@@ -87,7 +87,8 @@ def job_list_or_404(slug: str) -> JobList:
 def list_menu_for(query: ListQuery, result: JobPage) -> list[tuple[str, str, str]]:
     """The list menu's entries; a complete retries page counts itself (no second count)."""
     complete = not (query.narrowed or query.cursor or result.next_cursor)
-    retries = (result.total, result.capped) if query.job_list.slug == "retries" and complete else retry_count()
+    own = query.job_list.slug == "retries" and complete
+    retries = (result.total, result.capped) if own else retry_count()
     return list_menu(queries.state_counts(), retries)
 
 

@@ -144,12 +144,13 @@ class Parameter:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` doesn't fit this parameter, or None."""
+        wanted = expected(self.annotation)
         if self.kind is inspect.Parameter.VAR_POSITIONAL:
-            bad = [v for v in value if not fits(v, self.annotation)] if isinstance(value, (list, tuple)) else []
-            return f"each extra argument must be {expected(self.annotation)}; got {shown(bad[0])}" if bad else None
+            bad = [v for v in value if not fits(v, self.annotation)]
+            return f"each extra argument must be {wanted}; got {shown(bad[0])}" if bad else None
         if self.kind is inspect.Parameter.VAR_KEYWORD:
-            bad = [k for k, v in value.items() if not fits(v, self.annotation)] if isinstance(value, dict) else []
-            return f"“{bad[0]}” must be {expected(self.annotation)}; got {shown(value[bad[0]])}" if bad else None
+            bad = [k for k, v in value.items() if not fits(v, self.annotation)]
+            return f"“{bad[0]}” must be {wanted}; got {shown(value[bad[0]])}" if bad else None
         if fits(value, self.annotation):
             return None
         return f"expected {expected(self.annotation)}, got {shown(value)}"
