@@ -12,14 +12,14 @@ from flask_admin import Admin
 from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 
-from admin import authorization
-from admin.dashboard import dashboard_views
+from admin import authorization, navigation
+from admin.dashboard import api_path, dashboard_views
 from admin.views import RoleView, SecureIndexView, UserView
 from app.extensions import db
 from app.mail.admin import OutboxView
 from app.models import Role, User
 from app.security import csp_nonce
-from app.web import safe_next_url
+from app.web import add_api_prefix, safe_next_url
 
 CONFIGURATION = "Configuration"
 
@@ -41,6 +41,8 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(UserView(User, db, name="Users", category=CONFIGURATION, endpoint="user"))
     admin.add_view(OutboxView(name="Outbox", endpoint="outbox", url="/admin/outbox"))
     admin.add_link(MenuLink(name="Reports", endpoint="reports.index"))
+    add_api_prefix(app, api_path(app) + "/")
+    navigation.init_app(app)
     return admin
 
 

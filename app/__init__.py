@@ -40,13 +40,14 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import auth, cli, health, inputs, mail, reports, security
+    from app import auth, cli, health, inputs, mail, reports, security, web
     from tasks import init_app as init_jobs
     from admin import init_admin
 
     security.init_app(app)
     inputs.init_app(app)
     app.url_map.converters["id"] = inputs.IdConverter
+    web.init_app(app)
     auth.init_app(app)
     health.init_app(app)
     init_jobs(app)

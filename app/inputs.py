@@ -12,14 +12,12 @@ Errors a request causes (4xx) answer JSON to API callers and keep Flask's page o
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Flask, Request, current_app, request
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
-from app.web import is_api_request
 
 NUL = "\x00"
 MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds on PostgreSQL (ids are Integer)
@@ -115,22 +113,11 @@ def refuse_nul_characters() -> None:
             raise BadRequest("NUL characters are not allowed in form fields")
 
 
-def json_client_error(error: HTTPException):
-    """A 4xx as ``{"error": ...}`` for API callers; Flask's own page for browsers."""
-    if not is_api_request():
-        return error
-    response = error.get_response()
-    response.data = json.dumps({"error": error.description})
-    response.content_type = "application/json"
-    return response
-
-
 def init_app(app: Flask) -> None:
-    """Use the bounded request class, refuse NUL input, answer request errors as JSON to API callers."""
+    """Use the bounded request class and refuse NUL input (``app.web`` answers the errors: JSON to API
+    callers, a page to browsers)."""
     app.request_class = BoundedRequest
     app.before_request(refuse_nul_characters)
-    for status in (400, 405, 413, 415):
-        app.register_error_handler(status, json_client_error)
 
 
 class IdConverter(IntegerConverter):

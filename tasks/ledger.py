@@ -110,6 +110,7 @@ class Job(db.Model):
         Index("ix_jobs_state_attempt", "state", "attempt"),  # retries
         Index("ix_jobs_queue_state", "queue", "state", "priority"),
         Index("ix_jobs_task_state", "task", "state"),
+        Index("ix_jobs_state_due", "state", "scheduled_for", "id"),  # Scheduled, soonest due first
         # text search in arguments and errors (LIKE '%…%') on PostgreSQL: trigram indexes
         *(Index(f"ix_jobs_{column}_trgm", column, postgresql_using="gin",
                 postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
@@ -120,6 +121,10 @@ class Job(db.Model):
     def arguments(self) -> dict:
         """Decoded args and kwargs."""
         return {"args": json.loads(self.args or "[]"), "kwargs": json.loads(self.kwargs or "{}")}
+
+
+# Enqueued in run order: highest priority first, then oldest (the dashboard's Enqueued list)
+Index("ix_jobs_state_run", Job.state, Job.priority.desc(), Job.enqueued_at, Job.id)
 
 
 class JobState(db.Model):

@@ -35,11 +35,14 @@ class JobFilter:
     enqueued_by: str | None = None
     retrying: bool = False  # Scheduled jobs waiting for another attempt
     recurring_id: str | None = None  # runs of one recurring job
+    states: tuple[str, ...] = ()  # any of these states (an action's states, narrowing ``state``)
+    tasks: tuple[str, ...] = ()  # any of these tasks (e.g. every task whose name starts "reports.")
+    id_prefix: str | None = None  # ids starting with this (lower-case hex)
 
     def to_dict(self) -> dict:
         """JSON-ready form (for bulk jobs and the audit log)."""
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()
-                if v not in (None, False, "")}
+        return {k: (v.isoformat() if isinstance(v, datetime) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items() if v not in (None, False, "", ())}
 
     @classmethod
     def from_dict(cls, data: dict) -> "JobFilter":
@@ -48,11 +51,15 @@ class JobFilter:
         for key in ("since", "until"):
             if data.get(key):
                 data[key] = datetime.fromisoformat(data[key])
+        for key in ("states", "tasks"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
     def __post_init__(self) -> None:
-        if self.state and self.state not in lifecycle.STATES:
-            raise ValueError(f"unknown state {self.state!r}; one of {', '.join(lifecycle.STATES)}")
+        for state in (self.state, *self.states):
+            if state and state not in lifecycle.STATES:
+                raise ValueError(f"unknown state {state!r}; one of {', '.join(lifecycle.STATES)}")
 
     def clauses(self) -> list:
         """SQL conditions for this filter."""
@@ -60,10 +67,16 @@ class JobFilter:
         where = []
         if self.state:
             where.append(c.state == self.state)
+        if self.states:
+            where.append(c.state.in_(self.states))
         if self.queue:
             where.append(c.queue == self.queue)
         if self.task:
             where.append(c.task == self.task)
+        if self.tasks:
+            where.append(c.task.in_(self.tasks))
+        if self.id_prefix:  # ids are hex: "g" sorts after every digit that can follow the prefix
+            where += [c.id >= self.id_prefix, c.id < self.id_prefix + "g"]
         if self.since:
             where.append(c.state_changed_at >= self.since)
         if self.until:
@@ -90,20 +103,64 @@ class Page:
     next_cursor: str | None = None
 
 
-def encode_cursor(job: Job) -> str:
-    """Opaque cursor pointing just after ``job``."""
-    raw = json.dumps([job.state_changed_at.isoformat(), job.id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+#: list orders: the columns a list is sorted by (each ascending or not), the job id breaking ties
+ORDERS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "changed": (("state_changed_at", False),),  # newest change first
+    "due": (("scheduled_for", True),),  # Scheduled: soonest due first
+    "run": (("priority", False), ("enqueued_at", True)),  # Enqueued: as workers take them within a queue
+}
+MAX_CURSOR_LENGTH = 512
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Inverse of ``encode_cursor``; ``BadCursor`` when tampered with."""
+def sort_values(job: Job, order: str) -> list:
+    """The values of ``job``'s sort columns in ``order`` (times as ISO text)."""
+    values = [getattr(job, column) for column, _ in ORDERS[order]]
+    return [v.isoformat() if isinstance(v, datetime) else v for v in values]
+
+
+def encode_cursor(job: Job, order: str = "changed") -> str:
+    """Opaque cursor pointing just after ``job`` in a list sorted by ``order``."""
+    values = sort_values(job, order)
+    raw = [*values, job.id] if order == "changed" else [order, values, job.id]
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: str = "changed") -> tuple[list, str]:
+    """The sort values and id a cursor of ``order`` points after; ``BadCursor`` when it isn't one."""
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
-        at, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(at), str(job_id)
+        raw = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if order == "changed":
+            at, job_id = raw
+            values = [at]
+        else:
+            named, values, job_id = raw
+            if named != order or not isinstance(values, list) or len(values) != len(ORDERS[order]):
+                raise ValueError(f"not a cursor of this list (sorted by {order})")
+        return [parse_value(column, v) for (column, _), v in zip(ORDERS[order], values)], checked_id(job_id)
     except (ValueError, TypeError) as exc:
         raise BadCursor(f"invalid cursor: {exc}") from None
+
+
+def parse_value(column: str, value):
+    """A cursor's value for ``column`` back in the column's type (``ValueError`` when it can't be one)."""
+    if value is None:
+        return None
+    if column == "priority":
+        number = int(value)
+        if abs(number) >= 2 ** 31:
+            raise ValueError("priority out of range")
+        return number
+    return datetime.fromisoformat(value)
+
+
+def checked_id(job_id) -> str:
+    """A cursor's job id: printable text of at most 64 characters (``ValueError`` otherwise)."""
+    if not isinstance(job_id, str) or len(job_id) > 64 or not job_id.isprintable():
+        raise ValueError("not a job id")
+    return job_id
 
 
 def newest_first(job_filter: JobFilter | None) -> list:
@@ -119,23 +176,65 @@ def newest_first(job_filter: JobFilter | None) -> list:
     return [c.state_changed_at.desc(), c.id.desc()]
 
 
-def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str | None = None) -> Page:
-    """Newest-changed first, ``limit`` per page, continuing after ``cursor``."""
-    limit = max(1, min(int(limit), 1000))
+def order_by(job_filter: JobFilter | None, order: str) -> list:
+    """ORDER BY for a list sorted by ``order`` (the id breaks ties in the last column's direction)."""
+    if order == "changed":
+        return newest_first(job_filter)
     c = Job.__table__.c
+    columns = [c[name].asc() if ascending else c[name].desc() for name, ascending in ORDERS[order]]
+    return columns + [c.id.asc() if ORDERS[order][-1][1] else c.id.desc()]
+
+
+def after_cursor(order: str, values: list, job_id: str):
+    """The condition "comes after (values, job_id)" in a list sorted by ``order`` (keyset paging)."""
+    c = Job.__table__.c
+    keys = ORDERS[order]
+    id_after = c.id > job_id if keys[-1][1] else c.id < job_id
+    condition = id_after
+    for (name, ascending), value in reversed(list(zip(keys, values))):
+        column = c[name]
+        beyond = column > value if ascending else column < value
+        condition = or_(beyond, and_(column == value, condition))
+    return condition
+
+
+def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str | None = None,
+              order: str = "changed") -> Page:
+    """A page of jobs sorted by ``order`` (see ``ORDERS``), ``limit`` a page, continuing after ``cursor``."""
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; one of {', '.join(ORDERS)}")
+    limit = max(1, min(int(limit), 1000))
     query = select(Job).where(*(job_filter or JobFilter()).clauses())
     if cursor:
-        at, job_id = decode_cursor(cursor)
-        query = query.where(or_(c.state_changed_at < at, and_(c.state_changed_at == at, c.id < job_id)))
-    rows = list(db.session.scalars(query.order_by(*newest_first(job_filter)).limit(limit + 1)))
+        values, job_id = decode_cursor(cursor, order)
+        query = query.where(after_cursor(order, values, job_id))
+    rows = list(db.session.scalars(query.order_by(*order_by(job_filter, order)).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+    return Page(rows, encode_cursor(rows[-1], order) if more and rows else None)
 
 
 def get_job(job_id: str) -> Job | None:
     """A job with its history, or None."""
     return db.session.get(Job, job_id)
+
+
+def job_ids_starting(prefix: str, limit: int = 2) -> list[str]:
+    """Ids of jobs whose id starts with ``prefix`` (lower-case hex), in id order: a range on the key."""
+    query = select(Job.id).where(*JobFilter(id_prefix=prefix).clauses()).order_by(Job.id).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def job_ids_ending(suffix: str, limit: int = 2) -> list[str]:
+    """Ids of jobs whose id ends with ``suffix`` (the short ``#1a2b3c4d`` the dashboard shows)."""
+    pattern = "%" + suffix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return list(db.session.scalars(select(Job.id).where(Job.id.like(pattern, escape="\\")).limit(limit)))
+
+
+def continuations(job_id: str, limit: int = 50) -> list[Job]:
+    """The jobs that wait (or waited) for ``job_id`` to finish, oldest first."""
+    query = select(Job).where(Job.parent_id == job_id).order_by(Job.created_at, Job.id).limit(limit)
+    return list(db.session.scalars(query))
 
 
 def history(job_id: str) -> list[JobState]:
@@ -214,6 +313,22 @@ def queue_overview() -> list[dict]:
     return [{"name": name, "length": stats.get(name, (0, None))[0],
              "oldest_age_seconds": (now - stats[name][1]) if stats.get(name, (0, None))[1] else None,
              "paused": name in paused} for name in sorted(known)]
+
+
+def ledger_queue_overview() -> list[dict]:
+    """Every known queue from the ledger alone (for when the transport can't answer): Enqueued jobs,
+    age of the oldest; ``paused`` is unknown (None)."""
+    from tasks.engine import current_engine
+
+    c = Job.__table__.c
+    rows = db.session.execute(select(c.queue, func.count(), func.min(c.enqueued_at))
+                              .where(c.state == lifecycle.ENQUEUED).group_by(c.queue)).all()
+    stats = {queue: (count, oldest) for queue, count, oldest in rows}
+    now = ledger.utcnow()
+    known = set(stats) | set(current_engine().settings.default_queues)
+    return [{"name": name, "length": stats.get(name, (0, None))[0],
+             "oldest_age_seconds": (now - stats[name][1]).total_seconds() if stats.get(name, (0, None))[1]
+             else None, "paused": None} for name in sorted(known)]
 
 
 def workers_overview() -> list[dict]:

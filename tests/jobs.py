@@ -105,3 +105,14 @@ if os.environ.get("TESTS_RECURRING"):
     from tasks.recurring import recurring
 
     recurring("tests.every-second", cron="* * * * * *")(recurring_tick)
+
+
+@job(name="tests.typed", retries=0)
+def typed(count: int, ratio: float, name: str, flag: bool, items: list[int], options: dict[str, str],
+          note: str | None = None) -> dict:
+    """Echo its arguments, typed: ``count`` whole, ``ratio`` a number.
+
+    Used by the enqueue form's tests (see :func:`~tasks.api.job` and *annotations*).
+    """
+    return {"count": count, "ratio": ratio, "name": name, "flag": flag, "items": items, "options": options,
+            "note": note}

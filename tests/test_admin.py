@@ -16,8 +16,8 @@ from tests.helpers.web import PASSWORD, assert_login_redirect, csrf_for, csrf_to
 # --- helpers -----------------------------------------------------------------------------------
 
 def is_signed_in(client) -> bool:
-    """True when ``client`` holds a session the admin accepts."""
-    return client.get("/admin/").status_code == 200
+    """True when ``client`` holds a session the app accepts (Reports is open to every signed-in user)."""
+    return client.get("/reports").status_code == 200
 
 
 def delete_row(client, view: str, row_id: int, **kwargs):
@@ -213,9 +213,11 @@ def test_api_caller_gets_json_errors(app, make_user):
 def test_admin_index_requires_sign_in(app, client, make_user):
     assert_login_redirect(client.get("/admin/"), "/admin/")
     make_user("nobody")
-    page = sign_in(app, "nobody").get("/admin/")
-    assert page.status_code == 200
-    assert "Signed in as <strong>nobody</strong>" in page.get_data(True)
+    page = sign_in(app, "nobody").get("/admin/")  # no admin page to open: Reports is where they work
+    assert page.status_code == 302 and page.headers["Location"] == "/reports"
+    make_user("ursula", permissions=[USERS])
+    page = sign_in(app, "ursula").get("/admin/")
+    assert page.status_code == 200 and "Signed in as <strong>ursula</strong>" in page.get_data(True)
 
 
 def test_login_next_is_kept_with_query_string(client):
@@ -225,33 +227,33 @@ def test_login_next_is_kept_with_query_string(client):
 # --- menus ------------------------------------------------------------------------------------
 
 def menu(client) -> dict[str, str]:
-    """``{text: href}`` of every link in the admin's navigation bar, as ``client`` sees it."""
+    """``{text: href}`` of every entry of the app's navigation bar as ``client`` sees it (a category: "")."""
     html = client.get("/admin/").get_data(True)
-    nav = re.sub(r"<!--.*?-->", "", html[html.index("<nav"):html.index("</nav>")], flags=re.S)
-    link = r'<a class="[^"]*" [^>]*href="([^"]*)"[^>]*>\s*(.*?)\s*(?:<i [^>]*></i>)?</a>'
-    links = re.findall(link, nav, re.S)
-    return {text.strip(): href for href, text in links}
+    nav = html[html.index('<nav class="app-nav"'):html.index("</nav>")]
+    links = re.findall(r'<a href="([^"]*)"[^>]*>\s*(.*?)\s*</a>', nav, re.S)
+    categories = re.findall(r"<summary>\s*(.*?)\s*</summary>", nav, re.S)
+    return {text: href for href, text in links} | {name: "" for name in categories}
 
 
 def test_menu_hides_views_the_user_cannot_open(app, make_user):
     make_user("ursula", permissions=[USERS])
     links = menu(sign_in(app, "ursula"))
-    assert links["Configuration"] == "javascript:void(0)"
+    assert links["Configuration"] == ""
     assert links["Users"] == "/admin/user/"
-    assert "Roles" not in links and "Hangfire Dashboard" not in links
+    assert "Roles" not in links and "Dashboard" not in links
 
 
 def test_menu_shows_everything_to_admins(admin_client):
     links = menu(admin_client)
     assert links["Roles"] == "/admin/role/"
     assert links["Users"] == "/admin/user/"
-    assert links["Hangfire Dashboard"] == "/hangfire"
+    assert links["Dashboard"] == "/hangfire"
 
 
 def test_menu_hides_configuration_without_admin_permissions(app, make_user):
     make_user("olga", permissions=[HANGFIRE_READ_ONLY])
     links = menu(sign_in(app, "olga"))
-    assert links["Hangfire Dashboard"] == "/hangfire"
+    assert links["Dashboard"] == "/hangfire"
     assert not {"Configuration", "Roles", "Users"} & set(links)
 
 

@@ -43,11 +43,12 @@ def test_login_page_renders_form(client):
     assert "form-control" in html and "cdn" not in html.lower()
 
 
-def test_login_success_redirects_to_admin(client, make_user, login):
+def test_login_success_goes_to_the_landing_page(client, make_user, login):
     make_user("alice")
     response = login("alice")
     assert response.status_code == 302
-    assert response.headers["Location"] == "/admin/"
+    assert response.headers["Location"] == "/"
+    assert client.get("/").headers["Location"] == "/reports"  # no admin page, no dashboard: Reports
     assert signed_in_username(client) == "alice"
 
 
@@ -175,7 +176,7 @@ def test_unsafe_next_goes_to_the_landing_page(client, make_user, target):
     make_user("alice")
     response = post_login(client, "alice", next_url=target)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/admin/"
+    assert response.headers["Location"] == "/"
 
 
 @pytest.mark.parametrize("target", ["/hangfire/jobs?state=failed", "/reports#report-3",
@@ -189,7 +190,7 @@ def test_relative_next_is_honoured(client, make_user, target):
 def test_signed_in_visit_to_login_follows_the_same_rule(client, make_user, login):
     make_user("alice")
     login("alice")
-    assert client.get("/login?next=////evil.example").headers["Location"] == "/admin/"
+    assert client.get("/login?next=////evil.example").headers["Location"] == "/"
     assert client.get("/login?next=/reports").headers["Location"] == "/reports"
 
 

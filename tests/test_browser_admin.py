@@ -35,8 +35,9 @@ def test_admin_grants_dashboard_to_role(app, make_user, new_page):
 
     admin = new_page()
     sign_in(admin, "root")
-    admin.get_by_role("link", name="Configuration").click()
-    admin.get_by_role("link", name="Roles").click()
+    menu = admin.get_by_role("navigation", name="Main")
+    menu.get_by_text("Configuration").click()
+    menu.get_by_role("link", name="Roles").click()
     expect(admin).to_have_url("/admin/role/")
     admin.get_by_role("row").filter(has_text="Operators").get_by_title("Edit Record").click()
     expect(admin.get_by_label("Name")).to_have_value("Operators")

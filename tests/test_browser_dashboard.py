@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from app.permissions import HANGFIRE_READ_ONLY
 from tasks import lifecycle
+from tasks.actions import JOB_ACTIONS
 from tests.browser import DEFAULT_TIMEOUT_MS, screenshot, sign_in, watched_page
 from tests.helpers.ledger import SCRIPT, enqueue, fail, failed_job, job_state
 
@@ -33,8 +34,8 @@ def test_operator_finds_failed_job_retries_it_and_watches_it_succeed(app, operat
     sign_in(page, operator)
     page.goto("/hangfire")
     expect(page.get_by_test_id("count-failed")).to_contain_text("2")
-    page.get_by_role("searchbox", name="Search jobs").fill(str(NEEDLE))
-    page.get_by_role("searchbox", name="Search jobs").press("Enter")
+    page.get_by_role("combobox", name="Search jobs").fill(str(NEEDLE))
+    page.get_by_role("combobox", name="Search jobs").press("Enter")
     expect(page).to_have_url(re.compile(r"/hangfire/jobs/all\?q=0\.271828$"))
     row = row_of(page, job_id)
     expect(row.get_by_test_id("job-state")).to_have_text("Failed")
@@ -43,8 +44,8 @@ def test_operator_finds_failed_job_retries_it_and_watches_it_succeed(app, operat
     questions = []
     page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     row.get_by_role("button", name="Retry").click()
-    expect(page.get_by_text("Requeued 1 job.")).to_be_visible()
-    assert questions == ["Retry this job?"]
+    expect(page.get_by_text("Retried 1 job.")).to_be_visible()
+    assert questions == [JOB_ACTIONS["retry"].confirm("this job")]
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     expect(row_of(page, job_id).get_by_test_id("job-state")).to_have_text("Succeeded", timeout=20_000)
     assert page.evaluate("window.__sameDocument") is True
@@ -136,17 +137,18 @@ def test_theme_follows_the_system_and_remembers_a_choice(browser, live_server, o
         page.goto("/hangfire")
         html = page.locator("html")
         expect(html).to_have_attribute("data-theme", "dark")
-        toggle = page.get_by_role("button", name=re.compile("Theme"))
-        expect(toggle).to_have_text("Theme: auto")
-        toggle.click()
+        picker = page.get_by_label("Colour theme")
+        expect(picker).to_have_value("auto")
+        picker.select_option("light")
         expect(html).to_have_attribute("data-theme", "light")
-        page.reload()
-        expect(html).to_have_attribute("data-theme", "light")  # remembered
-        toggle.click()
+        page.goto("/reports")
+        expect(html).to_have_attribute("data-theme", "light")  # remembered, on every page
+        expect(page.get_by_label("Colour theme")).to_have_value("light")
+        page.get_by_label("Colour theme").select_option("dark")
         expect(html).to_have_attribute("data-theme", "dark")
-        toggle.click()
-        expect(toggle).to_have_text("Theme: auto")
-        assert page.evaluate("localStorage.getItem('hangfire.theme')") is None
+        page.get_by_label("Colour theme").select_option("auto")
+        expect(html).to_have_attribute("data-theme", "dark")  # the system's
+        assert page.evaluate("localStorage.getItem('theme')") is None
     finally:
         context.close()
 

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from tasks import lifecycle, recurring
+from tasks.actions import JOB_ACTIONS
 from tasks.recurring import RecurringJob
 from tests.browser import screenshot, sign_in, watched_page
 from tests.helpers.ledger import enqueue, job_state
@@ -60,10 +61,11 @@ def test_operator_watches_progress_and_cancels_a_running_job(app, operator, new_
     page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_text("Cancelled 1 job.")).to_be_visible()
-    assert questions == ["Cancel this job?"]
+    assert questions == [JOB_ACTIONS["cancel"].confirm("this job")]
     mark_document(page)  # the form posted and came back; from here on nothing reloads
     expect(page.get_by_test_id("job-state").first).to_have_text("Deleted", timeout=10_000)
-    expect(page.get_by_test_id("job-reason")).to_have_text(f"Cancelled: Cancelled by {operator}")
+    expect(page.get_by_test_id("job-reason")).to_have_text(f"Cancelled by {operator}")
+    expect(page.get_by_test_id("job-progress")).to_have_count(0)  # the bar is cleared
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
     assert same_document(page) and job_state(app, job_id) == lifecycle.DELETED
 

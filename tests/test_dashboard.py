@@ -10,20 +10,23 @@ import io
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, update
 
-from admin import dashboard_data, dashboard_export
+from sqlalchemy import func, insert, select, update
+
+from admin.dashboard import data as dashboard_data
+from admin.dashboard import export as dashboard_export
 from app.extensions import db
 from tasks import commands, ledger, lifecycle, queries
-from tasks.ledger import utcnow
+from tasks.ledger import Job, utcnow
 from tasks.lifecycle import Transition
 from tasks.progress import logs_table
 from tasks.recurring import RecurringJob
-from tests.helpers.ledger import (IMG, SCRIPT, WORKER, enqueue, fail, failed_job, insert_failed_rows, job_state,
-                                  snapshot, transport_of)
+from tests.helpers.ledger import (IMG, SCRIPT, WORKER, enqueue, fail, failed_job, insert_failed_rows,
+                                  job_state, snapshot, transport_of)
 from tests.helpers.web import EXPECTED_GET, EXPECTED_POST, assert_escaped, csrf_for, post_form
 from tests.workers import wait_for
 
@@ -48,17 +51,29 @@ def page_urls(ids: dict) -> list[str]:
             + [f"/hangfire/jobs/{slug}/fragment" for slug in slugs])
 
 
-def form_actions(ids: dict) -> list[tuple[str, dict]]:
-    """Every form action of the dashboard with data that would change something."""
+def was_enqueued_by_full(app, task: str) -> bool:
+    """True when a ``task`` job enqueued by the user ``full`` exists."""
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Job).where(
+            Job.task == task, Job.enqueued_by == "full")) > 0
+
+
+def form_actions(app, ids: dict) -> list[tuple[str, dict, Callable[[], bool]]]:
+    """Every form action of the dashboard, with data that changes something and a check of that change."""
+    paused = lambda: transport_of(app).paused()  # noqa: E731
+    state_of = lambda key: job_state(app, ids[key])  # noqa: E731
     return [
-        ("/hangfire/actions/requeue", {"ids": [ids["failed"]]}),
-        ("/hangfire/actions/requeue", {"job": ids["failed2"]}),
-        ("/hangfire/actions/trigger", {"ids": [ids["scheduled"]]}),
-        ("/hangfire/actions/delete", {"ids": [ids["enqueued"]]}),
-        ("/hangfire/actions/delete", {"scope": "all", "list": "failed"}),
-        ("/hangfire/queues/pause", {"queue": "default"}),
-        ("/hangfire/queues/resume", {"queue": "default"}),
-        ("/hangfire/enqueue", {"task": "demo.noop", "args": "[]", "kwargs": "{}"}),
+        ("/hangfire/actions/retry", {"ids": [ids["failed"]]}, lambda: state_of("failed") == "Enqueued"),
+        ("/hangfire/actions/requeue", {"job": ids["failed2"]}, lambda: state_of("failed2") == "Enqueued"),
+        ("/hangfire/actions/trigger", {"ids": [ids["scheduled"]]},
+         lambda: state_of("scheduled") == "Enqueued"),
+        ("/hangfire/actions/delete", {"ids": [ids["enqueued"]]}, lambda: state_of("enqueued") == "Deleted"),
+        ("/hangfire/actions/delete", {"scope": "all", "list": "enqueued"},
+         lambda: was_enqueued_by_full(app, "jobs.bulk_action")),
+        ("/hangfire/queues/pause", {"queue": "default"}, lambda: paused() == {"default"}),
+        ("/hangfire/queues/resume", {"queue": "default"}, lambda: paused() == set()),
+        ("/hangfire/enqueue", {"task": "demo.noop", "args": "[]", "kwargs": "{}"},
+         lambda: was_enqueued_by_full(app, "demo.noop")),
     ]
 
 
@@ -84,14 +99,14 @@ def test_route_walk_actions(app, people, jobs, kind):
     client = people[kind]
     before = snapshot(app)
     wrong = []
-    for url, data in form_actions(jobs):
+    for url, data, changed in form_actions(app, jobs):
         response = post_form(client, url, data)
         if response.status_code != EXPECTED_POST[kind]:
             wrong.append(f"POST {url} {data}: {response.status_code}")
+        elif kind == "full" and not changed():
+            wrong.append(f"POST {url} {data}: answered {response.status_code} but changed nothing")
     assert not wrong, "\n".join(wrong)
-    if kind == "full":
-        assert snapshot(app) != before
-    else:
+    if kind != "full":
         assert snapshot(app) == before
 
 
@@ -114,7 +129,7 @@ def test_read_only_sees_no_action_controls(app, people, jobs):
 
 def test_full_user_sees_action_controls(people, jobs):
     html = people["full"].get("/hangfire/jobs/failed").get_data(True)
-    assert 'name="ids"' in html and "/hangfire/actions/requeue" in html and "Retry all matching" in html
+    assert 'name="ids"' in html and "/hangfire/actions/retry" in html and "Retry all matching" in html
     assert "Enqueue a job" in html
 
 
@@ -123,7 +138,7 @@ def test_full_user_sees_action_controls(people, jobs):
 def test_actions_without_csrf_token_are_refused(app, people, jobs):
     client = people["full"]
     before = snapshot(app)
-    for url, data in form_actions(jobs):
+    for url, data, _ in form_actions(app, jobs):
         response = client.post(url, data=data)
         assert response.status_code == 400, url
         assert "CSRF" in response.get_data(True)
@@ -243,10 +258,10 @@ def test_actions_are_audited(app, people, jobs):
     with app.app_context():
         entries, _ = queries.audit_log()
     assert [(e.user, e.action, e.count) for e in entries] == [
-        ("full", "pause queue", 0), ("full", "requeue", 1)]
+        ("full", "pause-queue", 0), ("full", "requeue", 1)]
     assert entries[1].ids == [jobs["failed"], jobs["enqueued"]] and entries[0].filter == {"queue": "reports"}
     html = people["full"].get("/hangfire/audit").get_data(True)
-    assert "pause queue" in html and f"#{jobs['failed'][-8:]}" in html
+    assert "pause-queue" in html and f"#{jobs['failed'][-8:]}" in html
 
 
 def test_pause_and_resume_queue(app, people):
@@ -255,7 +270,7 @@ def test_pause_and_resume_queue(app, people):
     assert "Queue “reports” paused" in response.get_data(True)
     assert transport_of(app).paused() == {"reports"}
     queues = client.get("/hangfire/queues").get_data(True)
-    row = re.search(r'<tr data-queue="reports">.*?</tr>', queues, re.S).group(0)
+    row = re.search(r'<tr data-queue="reports"[^>]*>.*?</tr>', queues, re.S).group(0)
     assert 'data-testid="queue-paused"' in row and ">Resume<" in row
     post_form(client, "/hangfire/queues/resume", {"queue": "reports"})
     assert transport_of(app).paused() == set()
@@ -269,23 +284,24 @@ def test_bulk_on_filter_starts_a_background_job(app, people, jobs):
                          {"scope": "all", "list": "failed", "q": "kaput", "next": "/hangfire/jobs/failed"})
     assert response.status_code == 302
     page = flashes(people["full"], "/hangfire/jobs/failed")
-    match = re.search(r"Started: 1 job will be processed in the background "
-                      r"\(requeue, bulk job ([0-9a-f]{32})\)", page)
+    match = re.search(r"Started “Requeue” on 1 job in the background \(bulk job ([0-9a-f]{32})\)", page)
     assert match, page
     with app.app_context():
         bulk = queries.get_job(match.group(1))
         assert bulk.task == "jobs.bulk_action" and bulk.enqueued_by == "full"
-        assert json.loads(bulk.args)[:2] == ["requeue", {"state": "Failed", "text": "kaput"}]
+        requeueable = ["Scheduled", "Succeeded", "Failed", "Deleted"]
+        expected = {"state": "Failed", "text": "kaput", "states": requeueable}
+        assert json.loads(bulk.args)[:2] == ["requeue", expected]
         entries, _ = queries.audit_log()
     assert (entries[0].action, entries[0].count, entries[0].filter) == (
-        "requeue all matching", 1, {"state": "Failed", "text": "kaput"})
+        "requeue-matching", 1, {"state": "Failed", "text": "kaput"})
     assert job_state(app, jobs["failed"]) == lifecycle.FAILED  # the background job does the work
 
 
 def test_bulk_on_filter_with_no_match(app, people, jobs):
     response = post_form(people["full"], "/hangfire/actions/delete",
                          {"scope": "all", "list": "failed", "q": "nothing"}, follow_redirects=True)
-    assert "No job matches this filter" in response.get_data(True)
+    assert "No job matching this filter is in a state “Delete” applies to" in response.get_data(True)
 
 
 def test_bulk_delete_with_a_worker_touches_only_matching_jobs(app, people, start_worker):
@@ -302,9 +318,9 @@ def test_bulk_delete_with_a_worker_touches_only_matching_jobs(app, people, start
 def test_bulk_retry_of_100_000_failed_jobs(app, people, start_worker):
     insert_failed_rows(app, 100_000)
     started = time.monotonic()
-    response = post_form(people["full"], "/hangfire/actions/requeue", {"scope": "all", "list": "failed"})
+    response = post_form(people["full"], "/hangfire/actions/retry", {"scope": "all", "list": "failed"})
     assert response.status_code == 302
-    assert "Started: 100,000 jobs will be processed" in flashes(people["full"])
+    assert "Started “Retry” on 100,000 jobs" in flashes(people["full"])
     start_worker(queues="default")  # runs the bulk job; the requeued jobs wait in "parked"
 
     def all_enqueued():
@@ -420,7 +436,8 @@ def test_job_detail_shows_everything(app, people):
         commands.delete([job_id], by="someone")
     html = people["full"].get(f"/hangfire/job/{job_id}").get_data(True)
     for expected in ("Sleep 0.25s", "demo.sleep", "0.25", "first failure", "ValueError", "Traceback", WORKER,
-                     "Requeued by full", "Deleted by someone", "latency_ms", 'data-testid="history"'):
+                     "Requeued by full", "Deleted by someone", "Waited in the queue",
+                     'data-testid="history"'):
         assert expected in html, expected
     assert html.index("Deleted by someone") < html.index("Requeued by full")  # newest first
     assert people["full"].get("/hangfire/job/" + "0" * 32).status_code == 404
@@ -490,7 +507,7 @@ def test_overview_with_a_live_worker(app, people, start_worker):
     assert re.search(r'data-testid="count-workers">\s*<span class="hf-counter-value">1<', html)
     assert re.search(r"1 succeeded", html)
     servers = client.get("/hangfire/servers").get_data(True)
-    assert f"<td class=\"text-right\">{worker.pid}</td>" in servers and ">Alive<" in servers
+    assert f'<td class="text-right" data-label="PID">{worker.pid}</td>' in servers and ">Alive<" in servers
     assert '<span class="hf-queue">reports</span>' in servers
 
 
@@ -508,8 +525,8 @@ def test_queues_page(app, people):
     for _ in range(3):
         enqueue(app, task="demo.noop", args=(), queue="reports")
     html = people["full"].get("/hangfire/queues").get_data(True)
-    row = re.search(r'<tr data-queue="reports">.*?</tr>', html, re.S).group(0)
-    assert '<td class="text-right" data-testid="queue-length">3</td>' in row and ">Pause<" in row
+    row = re.search(r'<tr data-queue="reports"[^>]*>.*?</tr>', html, re.S).group(0)
+    assert re.search(r'data-testid="queue-length">3</td>', row) and ">Pause<" in row
     assert "/hangfire/jobs/enqueued?queue=reports" in row
 
 
@@ -612,3 +629,22 @@ def test_json_export_follows_the_filter(app, people, monkeypatch):
     assert [r["id"] for r in records] == list(reversed(wanted))  # newest first, every batch
     assert records[0]["args"] == ["needle 6"] and records[0]["state"] == "Failed"
     assert people["full"].get("/hangfire/jobs/all/export.xml").status_code == 404
+
+
+def test_the_bucket_still_filling_up_is_drawn_apart(app, people, jobs):
+    from datetime import datetime
+
+    from admin.dashboard.charts import throughput_chart
+
+    start = datetime(2026, 12, 1, 10)
+    counts = (4, 6, 1)
+    buckets = [{"start": start + timedelta(hours=hour), "succeeded": count, "failed": 0}
+               for hour, count in enumerate(counts)]
+    chart = throughput_chart("day", "History", buckets, 3600, "%H:00", every=1)
+    assert chart.succeeded_line.count("L") == 1  # the two complete hours…
+    last_complete = chart.succeeded_line.split(" L")[-1]
+    assert chart.succeeded_tail == f"M{last_complete} L{chart.succeeded_tail.split(' L')[-1]}"
+    assert chart.succeeded_tail.count("L") == 1  # …then a dashed step into the current one
+    assert chart.slots[-1].title.endswith("so far") and not chart.slots[0].title.endswith("so far")
+    html = people["full"].get("/hangfire").get_data(True)
+    assert re.search(r'class="hf-line-failed hf-line-current" d="M[\d.,]+ L[\d.,]+"', html)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from tasks import lifecycle, recurring
+from tasks.actions import JOB_ACTIONS, RECURRING_ACTIONS
 from tasks.audit import AuditEntry
 from tasks.ledger import Job, utcnow
 from tasks.recurring import RecurringJob
@@ -90,18 +91,26 @@ def test_recurring_route_walk_actions(app, people, nightly, jobs, kind):
     """Every recurring action and Cancel, posted with a valid CSRF token; refused ones change nothing."""
     client = people[kind]
     before, states = recurring_snapshot(app), {key: job_state(app, job_id) for key, job_id in jobs.items()}
+    enabled = lambda: row_of(app, nightly) and row_of(app, nightly).enabled  # noqa: E731
+    posts = [  # each with a check of its own effect
+        (action_url(nightly, "trigger"), {}, lambda: len(runs_of(app, nightly)) == 1),
+        (action_url(nightly, "disable"), {}, lambda: enabled() is False),
+        (action_url(nightly, "enable"), {}, lambda: enabled() is True),
+        ("/hangfire/recurring/actions/disable", {"ids": [nightly]}, lambda: enabled() is False),
+        (action_url(nightly, "delete"), {}, lambda: row_of(app, nightly) is None),
+        ("/hangfire/actions/cancel", {"job": jobs["enqueued"]},
+         lambda: job_state(app, jobs["enqueued"]) == lifecycle.DELETED),
+    ]
     wrong = []
-    posts = [(action_url(nightly, action), {}) for action in ACTIONS]
-    posts.append(("/hangfire/actions/cancel", {"job": jobs["enqueued"]}))
-    for url, data in posts:
+    for url, data, changed in posts:
         response = post_form(client, url, data)
         if response.status_code != EXPECTED_POST[kind]:
             wrong.append(f"POST {url}: {response.status_code}")
+        elif kind == "full" and not changed():
+            wrong.append(f"POST {url}: answered {response.status_code} but changed nothing")
     assert not wrong, "\n".join(wrong)
-    after = {key: job_state(app, job_id) for key, job_id in jobs.items()}
-    if kind == "full":
-        assert row_of(app, nightly) is None and after["enqueued"] == lifecycle.DELETED
-    else:
+    if kind != "full":
+        after = {key: job_state(app, job_id) for key, job_id in jobs.items()}
         assert recurring_snapshot(app) == before and after == states
 
 
@@ -145,9 +154,9 @@ def test_trigger_now_enqueues_a_run(app, people, nightly):
     html = people["full"].get("/hangfire/recurring").get_data(True)
     assert f"Triggered recurring job “{nightly}” (job {run.id})." in html
     assert f'href="/hangfire/job/{run.id}"' in html  # last run, linked, with its state
-    [entry] = audit_entries(app, "recurring-trigger")
+    [entry] = audit_entries(app, "trigger-recurring")
     assert entry.user == "full" and json.loads(entry.job_ids) == [run.id]
-    assert json.loads(entry.job_filter) == {"recurring_id": nightly}
+    assert json.loads(entry.job_filter) == {"recurring_ids": [nightly]}
 
 
 def test_run_history_lists_only_that_recurring_jobs_runs(app, people, nightly):
@@ -174,7 +183,7 @@ def test_disable_persists_and_enable_resumes(app, people, nightly):
     with app.app_context():
         started = recurring.run_due(utcnow() + timedelta(days=2))
     assert runs_of(app, nightly) and {job.id for job in runs_of(app, nightly)} <= set(started)
-    assert [len(audit_entries(app, f"recurring-{a}")) for a in ("disable", "enable")] == [1, 1]
+    assert [len(audit_entries(app, f"{a}-recurring")) for a in ("disable", "enable")] == [1, 1]
 
 
 def test_delete_removes_the_row(app, people, nightly):
@@ -182,7 +191,7 @@ def test_delete_removes_the_row(app, people, nightly):
     assert row_of(app, nightly) is None
     html = people["full"].get("/hangfire/recurring").get_data(True)
     assert f"Deleted recurring job “{nightly}”." in html and f'data-recurring-id="{nightly}"' not in html
-    assert json.loads(audit_entries(app, "recurring-delete")[0].job_filter) == {"recurring_id": nightly}
+    assert json.loads(audit_entries(app, "delete-recurring")[0].job_filter) == {"recurring_ids": [nightly]}
 
 
 def test_unknown_recurring_id_or_action_is_404(app, people, nightly):
@@ -265,7 +274,8 @@ def test_running_job_page_shows_progress_logs_and_cancel(app, people, running):
         client.get(f"/hangfire/job/{running}/fragment").get_data(True)), timeout=10, message="log lines")
     percent = int(re.search(r'aria-valuenow="(\d+)"', fragment).group(1))
     assert percent > 0 and "data-live-fast" in fragment and "<done>" not in fragment
-    assert "/hangfire/actions/cancel" in fragment and 'data-confirm="Cancel this job?"' in fragment
+    assert "/hangfire/actions/cancel" in fragment
+    assert f'data-confirm="{JOB_ACTIONS["cancel"].confirm("this job")}"' in fragment
     later = wait_for(lambda: (lambda html: int(re.search(r'aria-valuenow="(\d+)"', html).group(1)) > percent
                               and html)(client.get(f"/hangfire/job/{running}").get_data(True)), timeout=10,
                      message="progress to advance")
@@ -287,7 +297,8 @@ def test_cancel_from_the_dashboard_stops_the_job(app, people, running):
         job = db.session.get(Job, running)
         assert job.state_reason == "Cancelled: Cancelled by full" and (job.progress or 0) < 100
     html = people["full"].get(f"/hangfire/job/{running}").get_data(True)
-    assert "Cancelled: Cancelled by full" in html and "data-live-fast" not in html
+    assert "Cancelled by full" in html and "Cancelled: Cancelled" not in html and "data-live-fast" not in html
+    assert 'data-testid="job-progress"' not in html  # a cancelled job's bar is cleared
     [entry] = audit_entries(app, "cancel")
     assert json.loads(entry.job_ids) == [running] and entry.user == "full"
 
@@ -303,3 +314,66 @@ def test_cancel_selected_and_cancel_all_matching(app, people, jobs):
     post_form(people["full"], "/hangfire/actions/cancel", {"scope": "all", "list": "scheduled"})
     assert "applies to selected jobs only" in people["full"].get("/hangfire").get_data(True)
     assert job_state(app, jobs["scheduled"]) == lifecycle.SCHEDULED
+
+
+# --- several at once ---------------------------------------------------------------------------
+
+@pytest.fixture
+def weekly(app, nightly):
+    """A second recurring job (Mondays 06:00 UTC), besides ``nightly``; returns both ids."""
+    from tests.jobs import recurring_tick
+
+    recurring.recurring("tests.weekly", cron="0 6 * * 1")(recurring_tick)
+    with app.app_context():
+        recurring.sync()
+    yield [nightly, "tests.weekly"]
+    recurring.DEFINITIONS.pop("tests.weekly", None)
+
+
+def test_the_page_offers_actions_on_the_ticked_recurring_jobs(people, weekly):
+    html = people["full"].get("/hangfire/recurring").get_data(True)
+    for action in ("trigger", "enable", "disable", "delete"):
+        assert f'formaction="/hangfire/recurring/actions/{action}"' in html
+    assert all(f'name="ids" value="{rid}"' in html for rid in weekly) and 'data-select-all' in html
+    question = RECURRING_ACTIONS["disable"].confirm("{names}")
+    assert f'data-confirm="{question}"' in html.replace("&#39;", "'")  # the page script names the ticked ones
+    assert "don&#39;t run until enabled" in html  # the confirmation says what will happen
+
+
+def test_several_recurring_jobs_at_once(app, people, weekly):
+    client = people["full"]
+    disabled = post_form(client, "/hangfire/recurring/actions/disable", {"ids": weekly},
+                         follow_redirects=True)
+    assert "Disabled 2 recurring jobs." in disabled.get_data(True)
+    assert [row_of(app, rid).enabled for rid in weekly] == [False, False]
+    post_form(client, "/hangfire/recurring/actions/enable", {"ids": weekly})
+    assert [row_of(app, rid).enabled for rid in weekly] == [True, True]
+    triggered = post_form(client, "/hangfire/recurring/actions/trigger", {"ids": weekly},
+                          follow_redirects=True)
+    assert "Triggered 2 recurring jobs." in triggered.get_data(True)
+    assert [len(runs_of(app, rid)) for rid in weekly] == [1, 1]
+    [entry] = audit_entries(app, "trigger-recurring")
+    assert json.loads(entry.job_filter) == {"recurring_ids": weekly} and len(json.loads(entry.job_ids)) == 2
+    deleted = post_form(client, "/hangfire/recurring/actions/delete", {"ids": [*weekly, "no-such"]},
+                        follow_redirects=True)
+    assert "Deleted 2 recurring jobs. 1 no longer exists." in deleted.get_data(True)
+    assert [row_of(app, rid) for rid in weekly] == [None, None]
+
+
+def test_several_recurring_jobs_need_a_selection_and_a_known_action(app, people, weekly):
+    before = recurring_snapshot(app)
+    nothing = post_form(people["full"], "/hangfire/recurring/actions/disable", {}, follow_redirects=True)
+    assert "Select at least one recurring job." in nothing.get_data(True)
+    url = "/hangfire/recurring/actions/"
+    assert post_form(people["full"], url + "explode", {"ids": weekly}).status_code == 404
+    assert post_form(people["read_only"], url + "disable", {"ids": weekly}).status_code == 403
+    assert recurring_snapshot(app) == before
+
+
+def test_api_acts_on_several_recurring_jobs(app, bearer, weekly):
+    answer = bearer("full", "post", "/hangfire/api/recurring/actions/disable", json={"ids": weekly})
+    assert answer.status_code == 200
+    assert answer.get_json()["done"] == {weekly[0]: None, weekly[1]: None}
+    assert answer.get_json()["message"] == "Disabled 2 recurring jobs."
+    missing = bearer("full", "post", "/hangfire/api/recurring/actions/disable", json={"ids": ["nope"]})
+    assert missing.status_code == 404 and missing.is_json

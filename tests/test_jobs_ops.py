@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from app.extensions import db
-from tasks import commands, lifecycle, once, queries
+from tasks import actions, commands, lifecycle, once, queries
 from tasks.demo import noop
 from tasks.ledger import Job, fold_throughput, throughput_table, utcnow
 from tasks.queries import JobFilter
@@ -89,12 +89,16 @@ def test_bulk_requeue_of_everything_matching_runs_in_a_job(app, start_worker):
         failed = always_fails.enqueue_many([("a",)] * 3)
         other = noop.enqueue()
         commands.delete(failed + [other])
-        bulk_id = commands.start_bulk("requeue", JobFilter(state="Deleted", task="tests.always_fails"), by="ops")
-        commands.record_audit("ops", "requeue", job_filter={"state": "Deleted"}, count=3)
-        entries, _ = queries.audit_log()
-        assert entries[0].action == "requeue" and entries[0].filter == {"state": "Deleted"}
-        with pytest.raises(ValueError, match="unknown bulk action"):
-            commands.start_bulk("explode", JobFilter())
+        deleted = JobFilter(state="Deleted", task="tests.always_fails")
+        bulk_id = actions.start_bulk("requeue", deleted, by="ops").job_id
+        entries, _ = queries.audit_log()  # written by start_bulk itself
+        assert (entries[0].user, entries[0].action, entries[0].count, entries[0].ids) == (
+            "ops", "requeue-matching", 3, [bulk_id])
+        assert entries[0].filter == {"state": "Deleted", "task": "tests.always_fails"}
+        with pytest.raises(actions.UnknownAction, match="Unknown action 'explode'"):
+            actions.start_bulk("explode", JobFilter())
+        with pytest.raises(actions.NothingMatches):
+            actions.start_bulk("retry", JobFilter(state="Deleted"))  # Retry applies to Failed jobs only
     start_worker()
     wait_for(lambda: job_state(app, bulk_id) == lifecycle.SUCCEEDED)
     assert {job_state(app, i) for i in failed} - {lifecycle.ENQUEUED, lifecycle.PROCESSING, lifecycle.SCHEDULED,

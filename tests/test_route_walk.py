@@ -44,6 +44,7 @@ ACCESS: dict[str, Access] = {
     "static": PUBLIC,
     "admin.static": PUBLIC,
     "healthz": PUBLIC,
+    "landing": PUBLIC,  # sends anonymous callers on to sign in, others to where they can work
     "auth.login": PUBLIC,
     "auth.token": Access(public=True, csrf_exempt=True),
     "auth.logout": Access(fresh_client=True),

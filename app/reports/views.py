@@ -89,7 +89,7 @@ def create():
     report.job_id = build_report.enqueue(report.id)
     db.session.commit()
     flash(f"Report #{report.id} is being generated. You can leave this page: it will be emailed to you.",
-          "info")
+          f"info:report-{report.id}")
     return redirect(url_for(".index", _anchor=f"report-{report.id}"))
 
 
@@ -136,5 +136,5 @@ def retry(report_id: int):
     db.session.commit()
     current_app.logger.info("report #%s retried by %s as job %s", report.id, current_user.username,
                             report.job_id)
-    flash(f"Report #{report.id} is being generated again.", "info")
+    flash(f"Report #{report.id} is being generated again.", f"info:report-{report.id}")
     return redirect(url_for(".index", _anchor=f"report-{report.id}"))

@@ -3,8 +3,7 @@
  *    (every second while they show a running job), paused while the tab is hidden; ticked rows
  *    stay ticked across refreshes;
  *  - forms and buttons with data-confirm ask first (confirm());
- *  - row selection: select-all, "N selected", buttons that need a selection;
- *  - the theme button cycles auto → light → dark (see theme.js). */
+ *  - row selection: select-all, "N selected", buttons that need a selection. */
 (function () {
   "use strict";
   var root = document.querySelector("[data-dashboard]");
@@ -52,11 +51,33 @@
       return Array.prototype.indexOf.call(container.querySelectorAll("details"), d);
     });
     container.innerHTML = html;
+    moveSlots(container);
+    setWidths(container);
     retick(container, ids);
     var details = container.querySelectorAll("details");
     open.forEach(function (index) { if (details[index]) { details[index].open = true; } });
     restoreLogs(container, atEnd, tops);
     updateSelection(container.closest("[data-selection-form]"));
+  }
+
+  // progress bars carry their width as data (no inline styles: the CSP allows none)
+  function setWidths(container) {
+    Array.prototype.forEach.call(container.querySelectorAll("[data-width]"), function (bar) {
+      bar.style.width = Math.max(0, Math.min(100, Number(bar.getAttribute("data-width")) || 0)) + "%";
+    });
+  }
+  setWidths(document);
+
+  // a fragment may carry fresh copies of parts that live elsewhere on the page (the list menu's
+  // counts): each [data-live-slot] replaces its namesake, unless the person is using it right now
+  function moveSlots(container) {
+    Array.prototype.forEach.call(container.querySelectorAll("[data-live-slot]"), function (fresh) {
+      var name = fresh.getAttribute("data-live-slot");
+      var target = Array.prototype.filter.call(document.querySelectorAll('[data-live-slot="' + name + '"]'),
+        function (node) { return !container.contains(node); })[0];
+      if (target && !target.contains(document.activeElement)) { target.replaceWith(fresh); }
+      else { fresh.remove(); }
+    });
   }
 
   function refresh(container) {
@@ -128,32 +149,72 @@
     var question = (button && button.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
     if (!question) { return; }
     var form = event.target;
-    var count = form.querySelectorAll('input[name="ids"]:checked').length;
-    if (!window.confirm(question.replace("{n}", String(count)))) { event.preventDefault(); }
+    var ticked = form.querySelectorAll('input[name="ids"]:checked');
+    var names = Array.prototype.map.call(ticked, function (box) { return "“" + (box.getAttribute("data-name") || box.value) + "”"; });
+    var listed = names.length > 5 ? names.slice(0, 5).join(", ") + " and " + (names.length - 5) + " more" : names.join(", ");
+    if (!window.confirm(question.replace("{n}", String(ticked.length)).replace("{names}", listed))) { event.preventDefault(); }
   });
 
-  // --- enqueue form: show the chosen task's signature -----------------------------------
-  var taskSelect = document.querySelector("[data-task-select]");
-  var taskHelp = document.querySelector("[data-task-help]");
-  function describeTask() {
-    var option = taskSelect.options[taskSelect.selectedIndex];
-    if (!option || !option.value) { return; }
-    taskHelp.textContent = option.getAttribute("data-signature") +
-      (option.getAttribute("data-description") ? " — " + option.getAttribute("data-description") : "") +
-      " · default queue: " + option.getAttribute("data-queue");
-  }
-  if (taskSelect && taskHelp) { taskSelect.addEventListener("change", describeTask); describeTask(); }
+  // --- header search: suggestions while typing (a listbox under the box; arrows, Enter, Escape) ------
+  var search = document.querySelector("[data-search]");
+  if (search) {
+    var box = search.querySelector('input[name="q"]');
+    var list = search.querySelector('[role="listbox"]');
+    var pending = null;
+    var active = -1;
 
-  // --- theme ----------------------------------------------------------------------------
-  var themeButton = root.querySelector("[data-theme-toggle]");
-  var NEXT = { auto: "light", light: "dark", dark: "auto" };
-  var LABEL = { auto: "Theme: auto", light: "Theme: light", dark: "Theme: dark" };
-  function labelTheme() { if (themeButton && window.hangfireTheme) { themeButton.textContent = LABEL[window.hangfireTheme.choice()]; } }
-  if (themeButton && window.hangfireTheme) {
-    themeButton.addEventListener("click", function () {
-      window.hangfireTheme.choose(NEXT[window.hangfireTheme.choice()]);
-      labelTheme();
+    var options = function () { return list.querySelectorAll('[role="option"]'); };
+    var close = function () { list.hidden = true; box.setAttribute("aria-expanded", "false"); active = -1; };
+    var highlight = function (index) {
+      var all = options();
+      active = all.length ? (index + all.length) % all.length : -1;
+      Array.prototype.forEach.call(all, function (option, i) { option.setAttribute("aria-selected", String(i === active)); });
+      if (active >= 0) { box.setAttribute("aria-activedescendant", all[active].id); }
+    };
+    var show = function (items) {
+      list.textContent = "";
+      items.forEach(function (item, index) {
+        var option = document.createElement("li");
+        option.id = "hf-suggestion-" + index;
+        option.setAttribute("role", "option");
+        option.setAttribute("aria-selected", "false");
+        option.setAttribute("data-url", item.url);
+        var label = document.createElement("span");
+        label.textContent = item.label;
+        var detail = document.createElement("small");
+        detail.textContent = item.detail;
+        option.appendChild(label);
+        option.appendChild(detail);
+        list.appendChild(option);
+      });
+      list.hidden = items.length === 0;
+      box.setAttribute("aria-expanded", String(items.length > 0));
+      active = -1;
+    };
+    var suggest = function () {
+      var text = box.value.trim();
+      if (!text) { close(); return; }
+      var url = search.getAttribute("data-suggest-url") + "?q=" + encodeURIComponent(text);
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : { suggestions: [] }; })
+        .then(function (answer) { if (box.value.trim() === text) { show(answer.suggestions || []); } })
+        .catch(close);
+    };
+    box.addEventListener("input", function () { window.clearTimeout(pending); pending = window.setTimeout(suggest, 150); });
+    box.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        if (list.hidden) { return; }
+        event.preventDefault();
+        highlight(active + (event.key === "ArrowDown" ? 1 : -1));
+      } else if (event.key === "Enter" && active >= 0) {
+        event.preventDefault();
+        window.location.assign(options()[active].getAttribute("data-url"));
+      } else if (event.key === "Escape") { close(); }
     });
-    labelTheme();
+    list.addEventListener("mousedown", function (event) {
+      var option = event.target.closest('[role="option"]');
+      if (option) { event.preventDefault(); window.location.assign(option.getAttribute("data-url")); }
+    });
+    box.addEventListener("blur", function () { window.setTimeout(close, 100); });
   }
 })();

@@ -16,13 +16,15 @@
     return row.querySelector('[data-role="' + role + '"]');
   }
 
+  // as the server's filesize filter (app/web.py human_size): "368 bytes", "12.3 kB"
   function humanSize(bytes) {
     if (bytes === null || bytes === undefined) { return "–"; }
-    var units = ["Bytes", "kB", "MB", "GB"];
+    if (bytes < 1000) { return bytes + (bytes === 1 ? " byte" : " bytes"); }
+    var units = ["kB", "MB", "GB"];
     var value = bytes;
-    var unit = 0;
-    while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
-    return unit === 0 ? value + " Bytes" : value.toFixed(1) + " " + units[unit];
+    var unit = -1;
+    while ((value >= 1000 || unit < 0) && unit < units.length - 1) { value /= 1000; unit += 1; }
+    return value.toFixed(1) + " " + units[unit];
   }
 
   function seconds(value) {
@@ -64,10 +66,21 @@
     timings.appendChild(document.createTextNode("built in " + seconds(status.build_seconds)));
   }
 
+  // the "being generated" message at the top of the page follows the report it is about
+  function showBanner(row, status) {
+    var banner = document.querySelector('[data-flash-subject="report-' + row.getAttribute("data-report-id") + '"]');
+    if (!banner || !status.final) { return; }
+    var ready = status.state === "ready";
+    banner.className = "alert " + (ready ? "alert-success" : "alert-danger");
+    banner.textContent = "Report #" + row.getAttribute("data-report-id") +
+      (ready ? " is ready: download it below (it has been emailed to you too)." : " failed: " + (status.error || "see below."));
+  }
+
   function update(row, status) {
     showProgress(row, status);
     showLabel(row, status);
     showOutcome(row, status);
+    showBanner(row, status);
     if (status.final) { row.setAttribute("data-final", "1"); }
   }
 
@@ -126,6 +139,13 @@
       input.addEventListener("change", showChosenParameters);
     });
     showChosenParameters();
+    // a report that was already finished when the page was drawn
+    Array.prototype.forEach.call(document.querySelectorAll('tr[data-report-id][data-final="1"]'), function (row) {
+      showBanner(row, { final: true, state: row.getAttribute("data-state"), error: null });
+    });
+    Array.prototype.forEach.call(document.querySelectorAll(".progress-bar[data-width]"), function (bar) {
+      bar.style.width = Math.max(0, Math.min(100, Number(bar.getAttribute("data-width")) || 0)) + "%";
+    });
     start();
   });
 }());

@@ -25,9 +25,9 @@ def csrf_token(html: str) -> str:
 
 
 def csrf_for(client) -> str:
-    """A CSRF token valid for ``client``'s session: from the admin home (its sign-out form), or the
-    sign-in page for a visitor who isn't signed in."""
-    page = client.get("/admin/")
+    """A CSRF token valid for ``client``'s session: from the person's start page (its sign-out form), or
+    the sign-in page for a visitor who isn't signed in."""
+    page = client.get("/", follow_redirects=True)
     if page.status_code != 200:
         page = client.get("/login")
     return csrf_token(page.get_data(True))

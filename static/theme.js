@@ -1,9 +1,9 @@
-/* Colour theme of the jobs dashboard, applied before the page paints (loaded in <head>).
- * Follows prefers-color-scheme until the person picks light or dark; the choice is kept in
- * localStorage ("hangfire.theme": "light" | "dark"; absent = follow the system). */
+/* The colour theme of every page, applied before the page paints (loaded in <head>, no inline script).
+ * Follows prefers-color-scheme ("auto") until the person picks light or dark; the choice is kept per
+ * browser in localStorage ("theme": "light" | "dark"; absent = auto). app.js wires the picker. */
 (function () {
   "use strict";
-  var KEY = "hangfire.theme";
+  var KEY = "theme";
   var media = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
 
   function stored() {
@@ -30,7 +30,8 @@
     apply();
   }
 
+  document.documentElement.classList.add("js");
   apply();
   if (media && media.addEventListener) { media.addEventListener("change", apply); }
-  window.hangfireTheme = { choice: choice, choose: choose };
+  window.appTheme = { choice: choice, choose: choose };
 })();

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from admin.dashboard.search import expand_tasks, id_candidate
 from tasks import lifecycle
+from tasks.actions import JOB_ACTIONS, JobAction, actions_for
 from tasks.queries import BadCursor, JobFilter, decode_cursor
 
 PAGE_SIZES = (20, 50, 100, 500)
@@ -23,32 +25,18 @@ RETRY_COUNT_CAP = 1_000
 #: a text search counts matches only this far (× page size, at least 100): LIKE '%…%' can't use an index
 TEXT_COUNT_PAGES = 5
 TEXT_COUNT_MIN = 100
+ORDER_LABELS = {"changed": "newest first", "due": "soonest due first",
+                "run": "in the order workers take them (per queue: priority, then oldest)"}
 #: query parameters that narrow a list (the cursor and page size are not part of the filter)
-FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring")
+FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring", "id")
+FILTER_LABELS = {"q": "text", "task": "task", "queue": "queue", "enqueued_by": "enqueued by",
+                 "since": "since",
+                 "until": "before", "recurring": "recurring job", "id": "id starts"}
 
 
-@dataclass(frozen=True)
-class Action:
-    """A command a person can run on jobs: ``requeue``, ``trigger``, ``delete`` or ``cancel``.
-
-    ``bulk`` is False for actions offered on selected jobs only (not on "all matching").
-    """
-
-    name: str
-    label: str
-    style: str = "secondary"
-    bulk: bool = True
-
-    def confirm(self, what: str) -> str:
-        """The confirmation question for applying this action to ``what``."""
-        return f"{self.label} {what}?"
-
-
-REQUEUE = Action("requeue", "Requeue", "primary")
-RETRY = Action("requeue", "Retry", "primary")
-TRIGGER = Action("trigger", "Run now", "primary")
-DELETE = Action("delete", "Delete", "danger")
-CANCEL = Action("cancel", "Cancel", "warning", bulk=False)
+def named(*names: str) -> tuple[JobAction, ...]:
+    """The registry's actions called ``names``, in that order."""
+    return tuple(JOB_ACTIONS[name] for name in names)
 
 
 @dataclass(frozen=True)
@@ -59,12 +47,19 @@ class JobList:
     title: str
     state: str | None = None
     retrying: bool = False
-    actions: tuple[Action, ...] = ()
+    actions: tuple[JobAction, ...] = ()
     columns: tuple[str, ...] = ("state", "queue", "changed")
     empty: str = "No jobs."
+    #: how the list is sorted (``tasks.queries.ORDERS``): newest change, soonest due, or run order
+    order: str = "changed"
 
     @property
-    def bulk_actions(self) -> tuple[Action, ...]:
+    def order_label(self) -> str:
+        """How the list is sorted, in words."""
+        return ORDER_LABELS[self.order]
+
+    @property
+    def bulk_actions(self) -> tuple[JobAction, ...]:
         """The actions this list offers on everything matching its filter."""
         return tuple(action for action in self.actions if action.bulk)
 
@@ -74,22 +69,23 @@ class JobList:
 
 
 JOB_LISTS: dict[str, JobList] = {job_list.slug: job_list for job_list in (
-    JobList("enqueued", "Enqueued", lifecycle.ENQUEUED, actions=(DELETE,),
-            columns=("queue", "enqueued", "by"), empty="No job is waiting."),
-    JobList("scheduled", "Scheduled", lifecycle.SCHEDULED, actions=(TRIGGER, DELETE),
-            columns=("queue", "due", "by"), empty="Nothing is scheduled."),
-    JobList("processing", "Processing", lifecycle.PROCESSING, actions=(CANCEL, DELETE),
+    JobList("enqueued", "Enqueued", lifecycle.ENQUEUED, actions=named("delete"),
+            columns=("queue", "enqueued", "by"), empty="No job is waiting.", order="run"),
+    JobList("scheduled", "Scheduled", lifecycle.SCHEDULED, actions=named("trigger", "delete"),
+            columns=("queue", "due", "by"), empty="Nothing is scheduled.", order="due"),
+    JobList("processing", "Processing", lifecycle.PROCESSING, actions=named("cancel", "delete"),
             columns=("worker", "started", "attempt", "progress"), empty="No job is running."),
-    JobList("succeeded", "Succeeded", lifecycle.SUCCEEDED, actions=(REQUEUE,),
+    JobList("succeeded", "Succeeded", lifecycle.SUCCEEDED, actions=named("requeue"),
             columns=("duration", "latency", "finished")),
-    JobList("failed", "Failed", lifecycle.FAILED, actions=(RETRY, DELETE),
+    JobList("failed", "Failed", lifecycle.FAILED, actions=named("retry", "delete"),
             columns=("exception", "attempt", "failed"), empty="No failed jobs."),
-    JobList("deleted", "Deleted", lifecycle.DELETED, actions=(REQUEUE,), columns=("reason", "finished")),
-    JobList("awaiting", "Awaiting", lifecycle.AWAITING, actions=(DELETE,),
+    JobList("deleted", "Deleted", lifecycle.DELETED, actions=named("requeue"),
+            columns=("reason", "finished")),
+    JobList("awaiting", "Awaiting", lifecycle.AWAITING, actions=named("delete"),
             columns=("queue", "created", "reason")),
-    JobList("retries", "Retries", retrying=True, actions=(TRIGGER, DELETE),
-            columns=("due", "attempt", "exception"), empty="No job waits for a retry."),
-    JobList("all", "All jobs", actions=(REQUEUE, TRIGGER, DELETE)),
+    JobList("retries", "Retries", retrying=True, actions=named("trigger", "delete"),
+            columns=("due", "attempt", "exception"), empty="No job waits for a retry.", order="due"),
+    JobList("all", "All jobs", actions=named("requeue", "trigger", "delete")),
 )}
 #: the lists shown in the jobs sidebar, in lifecycle order
 STATE_LISTS = tuple(JOB_LISTS[slug] for slug in
@@ -104,11 +100,19 @@ def list_for_state(state: str | None) -> JobList:
     return JOB_LISTS["all"]
 
 
-def row_action(state: str) -> Action | None:
-    """The one-click action offered on a job in ``state`` (Retry a failure, run a scheduled job now,
-    cancel a running one)."""
-    return {lifecycle.FAILED: RETRY, lifecycle.SUCCEEDED: REQUEUE, lifecycle.DELETED: REQUEUE,
-            lifecycle.SCHEDULED: TRIGGER, lifecycle.PROCESSING: CANCEL}.get(state)
+def row_action(state: str) -> JobAction | None:
+    """The one-click action offered on a list row in ``state`` (Retry a failure, run a scheduled job now,
+    cancel a running one); Delete stays with the selection toolbar."""
+    offered = [action for action in actions_for(state) if action.name != "delete"]
+    return offered[0] if offered else None
+
+
+MAX_JOB_ID = 64
+
+
+def is_job_id(text: str) -> bool:
+    """True when ``text`` could be a job id (short, printable): anything else can't name a job."""
+    return 0 < len(text) <= MAX_JOB_ID and text.isprintable()
 
 
 class BadListQuery(ValueError):
@@ -184,6 +188,15 @@ def narrowing(args: Mapping[str, str], problems: list[str]) -> tuple[dict, dict[
     params = {name: value[:500] for name, value in params.items() if value}
     fields: dict = {"text": params.get("q"), "task": params.get("task"), "queue": params.get("queue"),
                     "enqueued_by": params.get("enqueued_by"), "recurring_id": params.get("recurring")}
+    tasks = expand_tasks(params.get("task", ""))
+    if tasks:  # "reports.*": every task whose name starts "reports." (none known: the name matches nothing)
+        fields.update(task=None, tasks=tasks)
+    if "id" in params:
+        candidate = id_candidate("#" + params["id"])
+        if candidate:
+            fields["id_prefix"] = candidate
+        else:
+            problems.append(f"“{params.pop('id')}” is not the start of a job id (hex digits).")
     for name in ("since", "until"):
         if name in params:
             try:
@@ -193,12 +206,12 @@ def narrowing(args: Mapping[str, str], problems: list[str]) -> tuple[dict, dict[
     return fields, params
 
 
-def checked_cursor(cursor: str | None) -> str | None:
-    """``cursor`` if the ledger can read it; ``BadListQuery`` otherwise."""
+def checked_cursor(cursor: str | None, order: str) -> str | None:
+    """``cursor`` if the ledger can read it for a list sorted by ``order``; ``BadListQuery`` otherwise."""
     if not cursor:
         return None
     try:
-        decode_cursor(cursor)
+        decode_cursor(cursor, order)
     except BadCursor as exc:
         raise BadListQuery(str(exc)) from None
     return cursor
@@ -210,7 +223,8 @@ def parse_list_query(job_list: JobList, args: Mapping[str, str], any_size: bool 
     fields, params = narrowing(args, problems)
     return ListQuery(job_list=job_list, job_filter=job_list.job_filter(**fields),
                      limit=page_size(args.get("limit"), problems, any_size),
-                     cursor=checked_cursor(args.get("cursor")), params=params, problems=problems)
+                     cursor=checked_cursor(args.get("cursor"), job_list.order), params=params,
+                     problems=problems)
 
 
 def api_list_query(args: Mapping[str, str]) -> ListQuery:

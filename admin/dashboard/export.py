@@ -26,11 +26,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
-def iter_jobs(job_filter: JobFilter, batch: int = EXPORT_BATCH) -> Iterator[Job]:
-    """Every job matching ``job_filter``, newest first, read ``batch`` rows at a time."""
+def iter_jobs(job_filter: JobFilter, order: str = "changed", batch: int | None = None) -> Iterator[Job]:
+    """Every job matching ``job_filter`` in the list's ``order``, read ``batch`` rows at a time."""
     cursor = None
     while True:
-        page = queries.list_jobs(job_filter, limit=batch, cursor=cursor)
+        page = queries.list_jobs(job_filter, limit=batch or EXPORT_BATCH, cursor=cursor, order=order)
         yield from page.jobs
         for job in page.jobs:  # keep memory flat: rows already written are not needed again
             db.session.expunge(job)
@@ -60,29 +60,29 @@ def csv_line(cells) -> str:
     return buffer.getvalue()
 
 
-def csv_stream(job_filter: JobFilter) -> Iterator[str]:
+def csv_stream(job_filter: JobFilter, order: str) -> Iterator[str]:
     """The header, then one CSV line per matching job."""
     yield csv_line(COLUMNS)
-    for job in iter_jobs(job_filter):
+    for job in iter_jobs(job_filter, order):
         record = export_record(job)
         yield csv_line(csv_cell(record.get(column)) for column in COLUMNS)
 
 
-def json_stream(job_filter: JobFilter) -> Iterator[str]:
+def json_stream(job_filter: JobFilter, order: str) -> Iterator[str]:
     """A JSON array of every matching job, one record a line."""
     yield "["
     separator = "\n"
-    for job in iter_jobs(job_filter):
+    for job in iter_jobs(job_filter, order):
         yield separator + json.dumps(export_record(job), ensure_ascii=False, default=str)
         separator = ",\n"
     yield "\n]\n"
 
 
-def export_response(job_filter: JobFilter, fmt: str, name: str) -> Response:
-    """A streamed download of every job matching ``job_filter`` as ``fmt`` (csv or json)."""
+def export_response(job_filter: JobFilter, fmt: str, name: str, order: str = "changed") -> Response:
+    """A streamed download of every job matching ``job_filter`` as ``fmt`` (csv or json), in ``order``."""
     stream = csv_stream if fmt == "csv" else json_stream
     filename = f"jobs-{name}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
-    response = Response(stream_with_context(stream(job_filter)), mimetype=FORMATS[fmt])
+    response = Response(stream_with_context(stream(job_filter, order)), mimetype=FORMATS[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"

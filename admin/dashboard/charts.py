@@ -46,6 +46,8 @@ class Chart:
     succeeded_line: str
     succeeded_area: str
     failed_line: str
+    succeeded_tail: str  # into the bucket still filling up (drawn dashed: it isn't over yet)
+    failed_tail: str
     y_ticks: list[Tick]
     x_ticks: list[Tick]
     total_succeeded: int
@@ -104,16 +106,17 @@ def area(points: list[tuple[float, float]]) -> str:
 def slots_for(buckets: list[dict], title_format: str, seconds: int, chart_width: int) -> list[Slot]:
     """A hover slot per bucket, spread evenly across the plot area."""
     width = (chart_width - LEFT - RIGHT) / max(len(buckets), 1)
+    last = len(buckets) - 1
     return [Slot(x=round(LEFT + index * width, 1), width=round(width, 2), succeeded=b["succeeded"],
-                 failed=b["failed"], title=bucket_title(b, title_format, seconds))
+                 failed=b["failed"], title=bucket_title(b, title_format, seconds, current=index == last))
             for index, b in enumerate(buckets)]
 
 
-def bucket_title(bucket: dict, title_format: str, seconds: int) -> str:
-    """``07:00 UTC: 12 succeeded, 1 failed`` for a bucket's tooltip."""
+def bucket_title(bucket: dict, title_format: str, seconds: int, current: bool = False) -> str:
+    """``07:00 UTC: 12 succeeded, 1 failed`` for a bucket's tooltip (``so far`` for the current one)."""
     start: datetime = bucket["start"]
     counts = f"{bucket['succeeded']} succeeded, {bucket['failed']} failed"
-    return f"{start.strftime(title_format)} UTC ({seconds}s): {counts}"
+    return f"{start.strftime(title_format)} UTC ({seconds}s): {counts}{' so far' if current else ''}"
 
 
 def x_ticks_for(buckets: list[dict], slots: list[Slot], every: int, label_format: str) -> list[Tick]:
@@ -132,8 +135,13 @@ def throughput_chart(name: str, title: str, buckets: list[dict], seconds: int, l
     succeeded = [(x, y_of(s.succeeded, top)) for x, s in zip(centres, slots)]
     failed = [(x, y_of(s.failed, top)) for x, s in zip(centres, slots)]
     y_ticks = [Tick(y_of(index * step, top), f"{index * step:,}") for index in range(5)]
-    return Chart(name=name, title=title, slots=slots, succeeded_line=polyline(succeeded),
-                 succeeded_area=area(succeeded), failed_line=polyline(failed), y_ticks=y_ticks,
+    # the last bucket is the one still filling up (the hour just started): its count isn't final, so the
+    # line ends at the last complete bucket and only a dashed tail goes on to it
+    done = slice(0, -1) if len(slots) > 1 else slice(None)
+    return Chart(name=name, title=title, slots=slots, succeeded_line=polyline(succeeded[done]),
+                 succeeded_area=area(succeeded[done]), failed_line=polyline(failed[done]),
+                 succeeded_tail=polyline(succeeded[-2:]) if len(slots) > 1 else "",
+                 failed_tail=polyline(failed[-2:]) if len(slots) > 1 else "", y_ticks=y_ticks,
                  x_ticks=x_ticks_for(buckets, slots, every, label_format),
                  total_succeeded=sum(b["succeeded"] for b in buckets),
                  total_failed=sum(b["failed"] for b in buckets), width=width)

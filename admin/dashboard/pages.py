@@ -1,11 +1,7 @@
-"""The jobs dashboard, mounted at ``app.config["JOBS_DASHBOARD_PATH"]`` (default ``/hangfire``).
+"""The dashboard's HTML pages, their live fragments, the exports and the form actions.
 
-:class:`DashboardView` is the reusable guard: every route a subclass exposes runs the
-authorization chain of :mod:`admin.authorization` first, refuses every change (and
-the ``write_views``) to read-only users with a 403, and the menu hides the view from
-users the chain refuses. :class:`HangfireDashboardView` holds the pages, their live
-fragments, the exports and the form actions; the JSON API is
-:class:`admin.dashboard_api.HangfireApiView` at ``<path>/api``.
+:class:`HangfireDashboardView` is mounted at ``app.config["JOBS_DASHBOARD_PATH"]``
+(default ``/hangfire``) behind the guard of :mod:`admin.dashboard.guard`.
 
 Pages (under the dashboard path): ``/`` overview, ``/jobs/<list>`` (a state, ``retries``
 or ``all``; ``?recurring=<id>`` lists one recurring job's runs), ``/job/<id>``, ``/recurring``,
@@ -16,36 +12,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
-from flask_admin import BaseView, expose
+from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_admin import expose
 
-from admin.access import refuse
-from admin.authorization import Decision, current_decision, refuse_decision
-from admin.dashboard_actions import (
+from admin.dashboard.actions import (
     ActionError,
-    EnqueueForm,
     UnknownRecurring,
     act_on_filter,
     act_on_jobs,
     act_on_recurring,
-    enqueueable_tasks,
+    bulk_message,
     set_queue_paused,
-    submit_enqueue,
 )
-from admin.dashboard_data import (
-    Formats,
+from admin.dashboard.audit import MAX_CURSOR, audit_rows
+from admin.dashboard.data import (
     JobPage,
-    audit_rows,
-    job_detail,
     job_page,
+    list_menu,
     overview,
-    queue_rows,
     recurring_rows,
     retry_count,
-    server_rows,
 )
-from admin.dashboard_export import FORMATS, export_response
-from admin.dashboard_filters import (
+from admin.dashboard.detail import arguments_download, job_detail
+from admin.dashboard.enqueue import EnqueueForm, enqueueable_tasks, submit_enqueue
+from admin.dashboard.parameters import parameters, plain_help, signature_text, summary
+from admin.dashboard.export import FORMATS, export_response
+from admin.dashboard.formats import Formats
+from admin.dashboard.guard import DashboardView
+from admin.dashboard.live import live, queue_rows, server_rows
+from admin.dashboard.search import destination
+from admin.dashboard.lists import (
+    FILTER_LABELS,
+    is_job_id,
     JOB_LISTS,
     PAGE_SIZES,
     STATE_LISTS,
@@ -57,71 +55,17 @@ from admin.dashboard_filters import (
 )
 from app.web import safe_next_url
 from tasks import queries
+from tasks.actions import RECURRING_ACTIONS
+from tasks.api import REGISTRY
+from tasks.ledger import Job
 
-DEFAULT_PATH = "/hangfire"
-ENDPOINT = "hangfire"
-API_ENDPOINT = "hangfire_api"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_REFRESH_SECONDS = 3.0
-
-
-def dashboard_path(app: Flask) -> str:
-    """The configured mount path, normalised to ``/segment[/segment...]`` without a trailing slash."""
-    path = str(app.config.get("JOBS_DASHBOARD_PATH") or DEFAULT_PATH).strip().strip("/")
-    return "/" + path if path else DEFAULT_PATH
 
 
 def refresh_milliseconds() -> int:
     """How often live parts refresh (``JOBS_DASHBOARD_REFRESH_SECONDS``, default 3 s, at least 0.5 s)."""
     seconds = float(current_app.config.get("JOBS_DASHBOARD_REFRESH_SECONDS") or DEFAULT_REFRESH_SECONDS)
     return int(max(seconds, 0.5) * 1000)
-
-
-class DashboardView(BaseView):
-    """A Flask-Admin view whose every exposed route is guarded by the dashboard chain.
-
-    Anonymous browsers are redirected to the login page, anonymous API callers get a
-    401 JSON body, signed-in users refused by a filter get a 403. Read-only users get a
-    403 for every request that isn't GET/HEAD/OPTIONS and for the routes listed in
-    ``write_views`` (forms that only exist to change things). Views listed in
-    ``api_views`` (method names), or every view when ``json_api`` is set, answer
-    refusals in JSON. Inside a route, ``self.decision`` tells whether the user is read-only.
-    """
-
-    api_views: frozenset[str] = frozenset()
-    write_views: frozenset[str] = frozenset()
-    json_api: bool = False
-
-    @property
-    def decision(self) -> Decision:
-        """The chain's decision for the current request."""
-        return current_decision()
-
-    @property
-    def read_only(self) -> bool:
-        """True when the current user may look but not change anything."""
-        return self.decision.read_only
-
-    def is_accessible(self) -> bool:
-        """True when every filter of the chain passes (also hides the menu entry)."""
-        return self.decision.allowed
-
-    def answers_json(self, name: str) -> bool | None:
-        """True when route ``name`` always answers refusals in JSON (else it follows the request)."""
-        return True if self.json_api or name in self.api_views else None
-
-    def changes_things(self, name: str) -> bool:
-        """True when route ``name`` (as requested now) would change something."""
-        return request.method not in SAFE_METHODS or name in self.write_views
-
-    def _handle_view(self, name: str, **kwargs: Any):
-        """Run the chain before every exposed route; refuse changes to read-only users."""
-        decision = self.decision
-        if not decision.allowed:
-            return refuse_decision(decision, api=self.answers_json(name))
-        if decision.read_only and self.changes_things(name):
-            return refuse(True, api=self.answers_json(name))
-        return None
 
 
 def fragment(html: str) -> Response:
@@ -140,12 +84,12 @@ def job_list_or_404(slug: str) -> JobList:
     return job_list
 
 
-def sidebar_retries(query: ListQuery, result: JobPage) -> tuple[int, bool]:
-    """The sidebar's retry count: the page's own exact count on a complete retries page, else counted."""
+def list_menu_for(query: ListQuery, result: JobPage) -> list[tuple[str, str, str]]:
+    """The list menu's entries; a complete retries page counts itself (no second count)."""
     complete = not (query.narrowed or query.cursor or result.next_cursor)
-    if query.job_list.slug == "retries" and complete:
-        return result.total, result.capped
-    return retry_count()
+    own = query.job_list.slug == "retries" and complete
+    retries = (result.total, result.capped) if own else retry_count()
+    return list_menu(queries.state_counts(), retries)
 
 
 class HangfireDashboardView(DashboardView):
@@ -159,7 +103,13 @@ class HangfireDashboardView(DashboardView):
         kwargs.setdefault("fmt", Formats())
         kwargs.setdefault("refresh_ms", refresh_milliseconds())
         kwargs.setdefault("state_lists", STATE_LISTS)
+        kwargs.setdefault("live", live())
+        kwargs.setdefault("recurring_actions", RECURRING_ACTIONS)
         return super().render(template, **kwargs)
+
+    def fragment(self, template: str, **kwargs: Any) -> Response:
+        """A live fragment of ``template``, with a fresh copy of the transport banner (a live slot)."""
+        return fragment(self.render(template, **kwargs) + self.render("hangfire/_transport.html"))
 
     # --- overview ----------------------------------------------------------------------------
     @expose("/")
@@ -171,15 +121,23 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/overview")
     def overview_fragment(self):
         """The overview's live part."""
-        return fragment(self.render("hangfire/_overview.html", overview=overview()))
+        return self.fragment("hangfire/_overview.html", overview=overview())
+
+    # --- search --------------------------------------------------------------------------------
+    @expose("/search")
+    def search(self):
+        """The header search: a job id goes to the job, a task name to its jobs, other text to a search."""
+        return redirect(destination(request.args.get("q", "")))
 
     # --- job lists ---------------------------------------------------------------------------
     @expose("/jobs/")
     def jobs_root(self):
-        """``/jobs/`` (or ``?state=Failed``) → the matching list, keeping the query string."""
-        state = request.args.get("state") or None
-        args = {k: v for k, v in request.args.items() if k not in ("state", "retrying")}
-        slug = "retries" if request.args.get("retrying") else list_for_state(state).slug
+        """``/jobs/?list=failed`` (or ``?state=Failed``, ``?retrying=1``) → that list, keeping the filter."""
+        slug = request.args.get("list")
+        if slug not in JOB_LISTS:
+            state = request.args.get("state") or None
+            slug = "retries" if request.args.get("retrying") else list_for_state(state).slug
+        args = {k: v for k, v in request.args.items() if k not in ("list", "state", "retrying")}
         return redirect(url_for(".jobs", slug=slug, **args))
 
     def list_query(self, slug: str) -> ListQuery:
@@ -191,43 +149,60 @@ class HangfireDashboardView(DashboardView):
 
     @expose("/jobs/<slug>")
     def jobs(self, slug: str):
-        """A job list: filter form, counts, a page of rows, actions."""
+        """A job list: its menu with counts, the filter, a page of rows, actions."""
         query = self.list_query(slug)
         result = job_page(query)
         return self.render("hangfire/jobs.html", page="jobs", query=query, result=result,
-                           counts=queries.state_counts(), retries=sidebar_retries(query, result),
-                           page_sizes=PAGE_SIZES, tasks=enqueueable_tasks(), queues=queue_rows())
+                           menu=list_menu_for(query, result), page_sizes=PAGE_SIZES, tasks=sorted(REGISTRY),
+                           queues=queue_rows(), filter_labels=FILTER_LABELS)
 
     @expose("/jobs/<slug>/fragment")
     def jobs_fragment(self, slug: str):
-        """A job list's live rows."""
+        """A job list's live rows, with a fresh copy of the list menu's counts."""
         query = self.list_query(slug)
-        return fragment(self.render("hangfire/_jobs_table.html", query=query, result=job_page(query)))
+        result = job_page(query)
+        return self.fragment("hangfire/_jobs_table.html", query=query, result=result,
+                             menu=list_menu_for(query, result), live_menu=True)
 
     @expose("/jobs/<slug>/export.<fmt>")
     def export(self, slug: str, fmt: str):
         """Every job of the filtered list, streamed as CSV or JSON."""
         if fmt not in FORMATS:
             abort(404)
-        return export_response(self.list_query(slug).job_filter, fmt, slug)
+        query = self.list_query(slug)
+        return export_response(query.job_filter, fmt, slug, query.job_list.order)
 
     # --- one job -----------------------------------------------------------------------------
-    def detail_or_404(self, job_id: str):
-        """The job page's content for ``job_id``; 404 when there is no such job."""
-        job = queries.get_job(job_id[:64])
+    @staticmethod
+    def job_or_404(job_id: str) -> Job:
+        """The job called ``job_id``; 404 when there is none (or the id can't be one)."""
+        job = queries.get_job(job_id) if is_job_id(job_id) else None
         if job is None:
             abort(404)
-        return job_detail(job)
+        return job
+
+    def detail_or_404(self, job_id: str):
+        """The job page's content for ``job_id``; 404 when there is no such job."""
+        return job_detail(self.job_or_404(job_id))
 
     @expose("/job/<job_id>")
     def job(self, job_id: str):
         """A job: arguments, state history, every failed attempt, result, actions."""
         return self.render("hangfire/job.html", page="jobs", detail=self.detail_or_404(job_id))
 
+    @expose("/job/<job_id>/arguments.json")
+    def job_arguments(self, job_id: str):
+        """The job's whole arguments as a JSON download (the page cuts huge ones short)."""
+        job = self.job_or_404(job_id)
+        response = Response(arguments_download(job), mimetype="application/json")
+        response.headers["Content-Disposition"] = f'attachment; filename="job-{job.id}-arguments.json"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @expose("/job/<job_id>/fragment")
     def job_fragment(self, job_id: str):
         """A job page's live part."""
-        return fragment(self.render("hangfire/_job.html", detail=self.detail_or_404(job_id)))
+        return self.fragment("hangfire/_job.html", detail=self.detail_or_404(job_id))
 
     # --- queues, servers, audit ----------------------------------------------------------------
     @expose("/queues")
@@ -238,7 +213,7 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/queues")
     def queues_fragment(self):
         """The queues table."""
-        return fragment(self.render("hangfire/_queues.html", queues=queue_rows()))
+        return self.fragment("hangfire/_queues.html", queues=queue_rows())
 
     @expose("/queues/<operation>", methods=("POST",))
     def queue_action(self, operation: str):
@@ -260,13 +235,25 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/recurring")
     def recurring_fragment(self):
         """The recurring jobs table."""
-        return fragment(self.render("hangfire/_recurring.html", recurring=recurring_rows()))
+        return self.fragment("hangfire/_recurring.html", recurring=recurring_rows())
+
+    @expose("/recurring/actions/<action>", methods=("POST",))
+    def recurring_bulk(self, action: str):
+        """Trigger, enable, disable or delete the ticked recurring jobs."""
+        if action not in RECURRING_ACTIONS:
+            abort(404)
+        try:
+            outcome = act_on_recurring(action, request.form.getlist("ids"))
+            flash(outcome.message(), "success" if len(outcome.done) == len(outcome.requested) else "warning")
+        except (ActionError, UnknownRecurring) as exc:
+            flash(str(exc), "error")
+        return redirect(url_for(".recurring"))
 
     @expose("/recurring/<path:recurring_id>/<action>", methods=("POST",))
     def recurring_action(self, recurring_id: str, action: str):
         """Trigger now, enable, disable or delete one recurring job (404 for an unknown one)."""
         try:
-            outcome = act_on_recurring(action, recurring_id)
+            outcome = act_on_recurring(action, [recurring_id])
         except (ActionError, UnknownRecurring):
             abort(404)
         flash(outcome.message(), "success")
@@ -280,12 +267,14 @@ class HangfireDashboardView(DashboardView):
     @expose("/fragment/servers")
     def servers_fragment(self):
         """The servers table."""
-        return fragment(self.render("hangfire/_servers.html", servers=server_rows()))
+        return self.fragment("hangfire/_servers.html", servers=server_rows())
 
     @expose("/audit")
     def audit(self):
         """The audit log of dashboard actions, newest first."""
         cursor = request.args.get("cursor", type=int)
+        if cursor is not None and not 0 < cursor <= MAX_CURSOR:
+            abort(400, "That page of the audit log doesn't exist.")
         entries, next_cursor = audit_rows(limit=100, cursor=cursor)
         return self.render("hangfire/audit.html", page="audit", entries=entries, next_cursor=next_cursor,
                            first_page=cursor is None)
@@ -305,9 +294,14 @@ class HangfireDashboardView(DashboardView):
         return redirect(url_for(".job", job_id=job_id))
 
     def render_enqueue(self, form: EnqueueForm) -> str:
-        """The enqueue page for ``form``."""
-        return self.render("hangfire/enqueue.html", page="enqueue", form=form, tasks=enqueueable_tasks(),
-                           queues=queue_rows())
+        """The enqueue page for ``form``: the task picker, then the chosen task's fields and help."""
+        offered = enqueueable_tasks()
+        chosen = next((d for d in offered if d.name == form.task), None)
+        return self.render("hangfire/enqueue.html", page="enqueue", form=form, tasks=offered, chosen=chosen,
+                           parameters=parameters(chosen) if chosen else [],
+                           help_text=plain_help(chosen.func.__doc__) if chosen else "", queues=queue_rows(),
+                           signature=signature_text(chosen) if chosen else "", summaries={
+                               d.name: summary(d) for d in offered})
 
     @expose("/actions/<action>", methods=("POST",))
     def act(self, action: str):
@@ -315,7 +309,7 @@ class HangfireDashboardView(DashboardView):
         back = safe_next_url(request.form.get("next"), url_for(".index"))
         try:
             if request.form.get("scope") == "all":
-                flash(act_on_filter(action, self.submitted_filter()).message(), "success")
+                flash(bulk_message(act_on_filter(action, self.submitted_filter())), "success")
             else:
                 outcome = act_on_jobs(action, self.submitted_ids())
                 flash(outcome.message(), "success" if outcome.changed else "warning")
@@ -339,16 +333,3 @@ class HangfireDashboardView(DashboardView):
         if query.problems:
             raise ActionError(" ".join(query.problems))
         return query.job_filter
-
-
-def dashboard_view(app: Flask) -> HangfireDashboardView:
-    """The dashboard's pages for ``app``, mounted at its configured path."""
-    return HangfireDashboardView(name="Hangfire Dashboard", endpoint=ENDPOINT, url=dashboard_path(app))
-
-
-def dashboard_views(app: Flask) -> list[DashboardView]:
-    """The dashboard's views for ``app``: its pages and its JSON API (``<path>/api``)."""
-    from admin.dashboard_api import HangfireApiView
-
-    return [dashboard_view(app),
-            HangfireApiView(name="Hangfire API", endpoint=API_ENDPOINT, url=dashboard_path(app) + "/api")]
