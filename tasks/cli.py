@@ -34,14 +34,13 @@ def parse_json(value: str | None, expected: type, option: str):
 @click.option("--processes", is_flag=True, help="Run workers as processes instead of threads.")
 def worker_command(queues: str | None, concurrency: int, processes: bool) -> None:
     """Run a worker until SIGTERM/SIGINT (graceful: running jobs finish or are handed back)."""
-    from tasks.server import JobConsumer
+    from tasks.server import JobServer
 
     engine = current_app.extensions["jobs"]
     names = [q.strip() for q in (queues or ",".join(engine.settings.default_queues)).split(",") if q.strip()]
-    logging.getLogger("huey").setLevel(logging.WARNING)
     click.echo(f"worker: queues {','.join(names)}, {concurrency} {'processes' if processes else 'threads'}, "
                f"transport {type(engine.transport).__name__}")
-    JobConsumer(engine, names, concurrency, processes).run()
+    JobServer(engine, names, concurrency, processes).run()
 
 
 @jobs_cli.command("enqueue")

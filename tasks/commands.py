@@ -5,15 +5,13 @@ first: if the process dies in between, the reconciler finishes the job.
 """
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
 
 from sqlalchemy import select
 
 from app.extensions import db, write_transaction
 from tasks import ledger, lifecycle
-from tasks.codec import Delivery
+from tasks.codec import Delivery, PoisonMessage, delivery_from_row
 from tasks.engine import current_engine
 from tasks.ledger import Job
 from tasks.audit import record_audit  # noqa: F401  (part of the command API)
@@ -26,9 +24,8 @@ DELETABLE = frozenset({lifecycle.ENQUEUED, lifecycle.SCHEDULED, lifecycle.PROCES
 
 
 def delivery_for(job: Job, eta: float | None = None) -> Delivery:
-    """A fresh first-attempt message for a ledger row."""
-    return Delivery(job.id, job.task, job.queue, job.priority, json.loads(job.args), json.loads(job.kwargs),
-                    1, job.max_attempts, eta, time.time())
+    """A fresh first-attempt message for a ledger row (``PoisonMessage`` if its arguments can't be sent)."""
+    return delivery_from_row(job, 1, eta)
 
 
 def _load(job_ids: Sequence[str]) -> list[Job]:
@@ -51,7 +48,7 @@ def requeue(job_ids: Sequence[str], by: str | None = None) -> list[str]:
     A person's requeue gives the job a fresh attempt budget.
     """
     at = ledger.utcnow()
-    jobs = [j for j in _load(job_ids) if j.state in REQUEUEABLE]
+    jobs = [j for j in _load(job_ids) if j.state in REQUEUEABLE and sendable(j)]
     reason = f"Requeued by {by}" if by else "Requeued"
     fresh = {"enqueued_at": at, "attempt": 0, "progress": None, "progress_message": None,
              "cancel_requested_at": None, "cancel_reason": None}
@@ -61,6 +58,15 @@ def requeue(job_ids: Sequence[str], by: str | None = None) -> list[str]:
     engine.dispatch([delivery_for(j) for j in jobs if j.id in done])
     db.session.expire_all()
     return [j.id for j in jobs if j.id in done]
+
+
+def sendable(job: Job) -> bool:
+    """True when the row can become a message; a poison row can't be requeued (it stays as it is)."""
+    try:
+        delivery_for(job)
+        return True
+    except PoisonMessage:
+        return False
 
 
 def trigger(job_ids: Sequence[str], by: str | None = None) -> list[str]:

@@ -22,6 +22,7 @@ Processing → Processing       a redelivered job claimed again by another worke
 Processing → Deleted          the job stopped after a cancel request ("Cancelled: …")
 Enqueued → Scheduled          its mutex was taken: rescheduled, not failed ("Waiting for mutex …")
 Awaiting → Enqueued|Deleted   its parent finished (succeeded, or failed when only success counts)
+any non-final → Failed        its message or ledger row can't be decoded (poison), with the reason
 any non-final → Deleted       a person deleted it
 ============================  =====================================================
 
@@ -53,8 +54,8 @@ EXPIRING_STATES = frozenset({SUCCEEDED, DELETED})
 #: state -> the states a job may move to from it. ``None`` is "not yet created".
 TRANSITIONS: dict[str | None, frozenset[str]] = {
     None: frozenset({ENQUEUED, SCHEDULED, AWAITING}),
-    AWAITING: frozenset({ENQUEUED, DELETED}),
-    SCHEDULED: frozenset({ENQUEUED, PROCESSING, DELETED}),
+    AWAITING: frozenset({ENQUEUED, DELETED, FAILED}),
+    SCHEDULED: frozenset({ENQUEUED, PROCESSING, DELETED, FAILED}),
     ENQUEUED: frozenset({PROCESSING, SCHEDULED, DELETED, FAILED}),
     # Processing → Processing: a redelivered message (its worker was lost) claimed again
     PROCESSING: frozenset({PROCESSING, SUCCEEDED, FAILED, SCHEDULED, ENQUEUED, DELETED}),

@@ -105,3 +105,8 @@ if os.environ.get("TESTS_RECURRING"):
     from tasks.recurring import recurring
 
     recurring("tests.every-second", cron="* * * * * *")(recurring_tick)
+
+
+@job(name="tests.on_alpha", queue="alpha", retries=0)
+def on_alpha() -> None:
+    """A job whose own queue is ``alpha``: declares that queue for the tests that use it."""

@@ -198,7 +198,7 @@ def embedded_config(app_config):
 
 
 def test_embedded_sqlite_transport_end_to_end(embedded_config, app, start_worker):
-    from tasks.transport import SqliteTransport
+    from tasks.transport.sqlite import SqliteTransport
 
     assert isinstance(transport_of(app), SqliteTransport)
     with app.app_context():

@@ -132,8 +132,6 @@ def embedded_config(app_config):
 
 
 def test_reconciler_redispatches_what_the_embedded_transport_lost(embedded_config, app):
-    from tasks.server import WorkerRuntime
-
     with app.app_context():
         lost = whoami.enqueue()
         kept = noop.enqueue()
@@ -141,11 +139,7 @@ def test_reconciler_redispatches_what_the_embedded_transport_lost(embedded_confi
         transport = app.extensions["jobs"].transport
         transport.flush_all()
         transport.push([])  # no-op
-        runtime = WorkerRuntime(app.extensions["jobs"], ["default"], 1)
-        try:
-            time.sleep(0.01)
-            assert set(reconcile(runtime)) == {lost, kept, scheduled}
-            assert transport.holds([lost, kept, scheduled]) == {lost, kept, scheduled}
-            assert reconcile(runtime) == []
-        finally:
-            runtime.writer.stop(1)
+        time.sleep(0.01)
+        assert set(reconcile(transport, grace=0)) == {lost, kept, scheduled}
+        assert transport.holds([lost, kept, scheduled]) == {lost, kept, scheduled}
+        assert reconcile(transport, grace=0) == []
