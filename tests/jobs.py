@@ -42,19 +42,24 @@ def nap(seconds: float) -> float:
 
 @job(name="tests.tally", backoff=[0.2])
 def tally(seconds: float, context: JobContext) -> None:
-    """Sleep, then append this job id to ``tally.log`` in the instance folder.
+    """Record its start, sleep, then append this job id to ``tally.log`` in the instance folder.
 
-    The fault suite's witness of completed runs: a file, so it survives the
-    Redis and database faults the suite injects (one short O_APPEND write per run).
+    The fault suite's witness of runs: files, so they survive the Redis and database
+    faults the suite injects (one short O_APPEND write each). ``starts.log`` gets
+    ``<job id> <worker pid>`` when a run starts, ``tally.log`` the job id when it completes.
     """
-    import os
-
     from flask import current_app
 
+    append(os.path.join(current_app.instance_path, "starts.log"), f"{context.job_id} {os.getpid()}")
     time.sleep(seconds)
-    fd = os.open(os.path.join(current_app.instance_path, "tally.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    append(os.path.join(current_app.instance_path, "tally.log"), context.job_id)
+
+
+def append(path: str, line: str) -> None:
+    """Append one line to ``path`` in a single write (safe across processes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        os.write(fd, (context.job_id + "\n").encode())
+        os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
 

@@ -132,6 +132,9 @@ class Transport(Protocol):
     def release(self, role: str, owner: str) -> None:
         """Give up the lease on ``role`` if ``owner`` holds it."""
 
+    def holder(self, role: str) -> str | None:
+        """Who holds the lease on ``role`` now (None when nobody does)."""
+
     def retire(self, worker_id: str) -> None:
         """Remove a worker that stopped cleanly."""
 

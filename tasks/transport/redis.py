@@ -369,6 +369,11 @@ class RedisTransport:
         """Give up the lease on ``role`` if ``owner`` holds it."""
         self._release(keys=[f"{self.prefix}lease:{role}"], args=[owner])
 
+    def holder(self, role: str) -> str | None:
+        """Who holds the lease on ``role`` now."""
+        owner = self.conn.get(f"{self.prefix}lease:{role}")
+        return owner.decode() if owner else None
+
     def retire(self, worker_id: str) -> None:
         """Remove a worker that stopped cleanly."""
         pipe = self.conn.pipeline(transaction=True)

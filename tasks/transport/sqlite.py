@@ -298,6 +298,11 @@ class SqliteTransport:
         """Give up the lease on ``role`` if ``owner`` holds it."""
         self._execute("delete from job_leases where role = ? and owner = ?", (role, owner))
 
+    def holder(self, role: str) -> str | None:
+        """Who holds the lease on ``role`` now."""
+        rows = self._read("select owner from job_leases where role = ? and expires >= ?", (role, now_ms()))
+        return rows[0][0] if rows else None
+
     def retire(self, worker_id: str) -> None:
         """Remove a worker that stopped cleanly."""
         self._execute("delete from job_workers where worker_id = ?", (worker_id,))
