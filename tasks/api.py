@@ -257,6 +257,8 @@ def due_at(delay: float | timedelta | None, eta: datetime | None) -> float | Non
     """Epoch seconds for ``delay``/``eta``, or None when due now. Naive datetimes are UTC."""
     if delay is not None:
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            raise ValueError(f"delay {seconds!r} is out of range: give a finite number of seconds")
         if seconds < 0:
             raise ValueError(f"delay must be >= 0 seconds, got {seconds}")
         return datetime.now(timezone.utc).timestamp() + seconds if seconds > 0 else None

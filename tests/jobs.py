@@ -115,3 +115,30 @@ if os.environ.get("TESTS_RECURRING"):
 @job(name="tests.on_alpha", queue="alpha", retries=0)
 def on_alpha() -> None:
     """A job whose own queue is ``alpha``: declares that queue for the tests that use it."""
+
+
+@job(name="tests.gate", retries=0)
+def gate(name: str, context: JobContext) -> str:
+    """Write ``<name>.started``, wait until ``<name>.open`` exists, write ``<name>.done``: a job a test steers."""
+    from flask import current_app
+
+    base = os.path.join(current_app.instance_path, name)
+    append(base + ".started", context.job_id)
+    while not os.path.exists(base + ".open"):
+        time.sleep(0.02)
+    append(base + ".done", context.job_id)
+    return name
+
+
+@job(name="tests.echo", retries=0)
+def echo(value):
+    """Return ``value`` unchanged (argument round trips)."""
+    return value
+
+
+@job(name="tests.permanent", retries=5, backoff=[0])
+def permanent() -> None:
+    """Fail with a ``PermanentError``: no retry may follow."""
+    from tasks import PermanentError
+
+    raise PermanentError("this input can never work")

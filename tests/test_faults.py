@@ -7,11 +7,9 @@ never on a clock.
 """
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import time
-from collections import Counter
 
 import pytest
 import redis
@@ -21,6 +19,7 @@ from app.extensions import db
 from tasks import enqueue_many, lifecycle
 from tasks.ledger import Job
 from tasks.queries import history
+from tests.helpers.faults import DatabaseOutage, completed_runs, running_on, starts
 from tests.helpers.ledger import insert_raw, job_state, transport_of
 from tests.jobs import nap, tally
 from tests.workers import wait_for
@@ -51,30 +50,6 @@ def counts_by_state(app, ids: list[str]) -> dict[str, int]:
 
 def all_succeeded(app, ids: list[str]) -> bool:
     return counts_by_state(app, ids).get(lifecycle.SUCCEEDED, 0) == len(ids)
-
-
-def lines(app, name: str) -> list[str]:
-    path = os.path.join(app.instance_path, name)
-    if not os.path.exists(path):
-        return []
-    with open(path) as fh:
-        return [line.strip() for line in fh if line.strip()]
-
-
-def completed_runs(app) -> Counter:
-    """How many times each job id ran to completion (the jobs' own tally file)."""
-    return Counter(lines(app, "tally.log"))
-
-
-def starts(app) -> list[tuple[str, int]]:
-    """(job id, worker pid) for every run that started."""
-    return [(job_id, int(pid)) for job_id, pid in (line.split() for line in lines(app, "starts.log"))]
-
-
-def running_on(app, pid: int) -> list[str]:
-    """Jobs that started in process ``pid`` (or its children) and have not completed."""
-    done = completed_runs(app)
-    return [job_id for job_id, started_in in starts(app) if started_in == pid and not done.get(job_id)]
 
 
 def report(app, scenario: str, ids: list[str], fault_report, **figures) -> dict:
@@ -206,40 +181,6 @@ def test_database_unavailable_then_resumes(fault_config, app, start_worker, faul
     assert worker.alive()
     line = report(app, "database unavailable", ids, fault_report)
     assert line["lost"] == 0
-
-
-class DatabaseOutage:
-    """Make the test database refuse work: PostgreSQL refuses connections, SQLite is locked."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.holder = None
-
-    def begin(self) -> None:
-        if self.engine.dialect.name == "postgresql":
-            name = self.engine.url.database
-            with self.admin() as conn:
-                conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                  "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
-        else:
-            self.holder = sqlite3.connect(self.engine.url.database, isolation_level=None, check_same_thread=False)
-            self.holder.execute("BEGIN EXCLUSIVE")
-
-    def end(self) -> None:
-        if self.engine.dialect.name == "postgresql":
-            with self.admin() as conn:
-                conn.execute(text(f'ALTER DATABASE "{self.engine.url.database}" WITH ALLOW_CONNECTIONS true'))
-            self.engine.dispose()
-        else:
-            self.holder.execute("ROLLBACK")
-            self.holder.close()
-
-    def admin(self):
-        from sqlalchemy import create_engine
-
-        url = self.engine.url.set(database="postgres")
-        return create_engine(url, isolation_level="AUTOCOMMIT").connect()
 
 
 def test_poison_messages_fail_and_the_worker_lives(fault_config, app, start_worker, fault_report):
