@@ -73,19 +73,26 @@ def check_text(text: str, name: str, allow_nul: bool = True) -> None:
 
 
 def check_arguments(args: tuple | list, kwargs: dict, parameter_names: list[str] | None = None,
-                    allow_nul: bool = True, max_bytes: int | None = None) -> None:
-    """Validate every positional and keyword argument, naming the bad one; then their size as JSON."""
+                    allow_nul: bool = True) -> None:
+    """Validate every positional and keyword argument, naming the bad one."""
     names = parameter_names or []
     for index, value in enumerate(args):
         check_json(value, names[index] if index < len(names) else f"args[{index}]", allow_nul)
     for key, value in kwargs.items():
+        if not isinstance(key, str):
+            raise ArgumentError(f"keyword argument names must be strings, got {key!r:.40}")
         check_text(key, f"keyword {key!r:.40}", allow_nul)
         check_json(value, key, allow_nul)
-    if max_bytes is not None:
-        size = len(dumps([list(args), kwargs]))
-        if size > max_bytes:
-            raise ArgumentError(f"arguments are {size:,} bytes as JSON, over the limit of {max_bytes:,} bytes "
-                                f"(JOBS_MAX_ARGS_BYTES)")
+
+
+def encode_arguments(args: list, kwargs: dict, max_bytes: int) -> tuple[str, str]:
+    """``args`` and ``kwargs`` as JSON text; ``ArgumentError`` naming the limit when larger than ``max_bytes``."""
+    encoded = json.dumps(args), json.dumps(kwargs)
+    size = len(encoded[0]) + len(encoded[1])
+    if size > max_bytes:
+        raise ArgumentError(f"arguments are {size:,} bytes as JSON, over the limit of {max_bytes:,} bytes "
+                            f"(JOBS_MAX_ARGS_BYTES)")
+    return encoded
 
 
 @dataclass
@@ -115,9 +122,12 @@ class Delivery:
         return Delivery(**{**asdict(self), "attempt": self.attempt + 1, "eta": eta, "created": time.time()})
 
 
+_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _WIRE.encode(value).encode()
 
 
 def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:

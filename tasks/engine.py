@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.extensions import db, write_transaction
 from tasks import continuations, ledger, lifecycle, unique
 from tasks.api import JobDefinition
-from tasks.codec import Delivery, check_arguments
+from tasks.codec import Delivery, check_arguments, encode_arguments
 from tasks.ledger import NewJob
 from tasks.transport import Outgoing, Transport, open_transport, transport_url
 
@@ -98,7 +98,8 @@ class JobEngine:
         allow_nul = db.engine.dialect.name != "postgresql"
         for args, kwargs in calls:
             args, kwargs = list(args), dict(kwargs or {})
-            check_arguments(args, kwargs, names, allow_nul, self.settings.max_args_bytes)
+            check_arguments(args, kwargs, names, allow_nul)
+            encoded = encode_arguments(args, kwargs, self.settings.max_args_bytes)
             job.check_call(args, kwargs)
             job.check_keys(args, kwargs)
             job_id = ledger.new_job_id()
@@ -106,7 +107,8 @@ class JobEngine:
                 job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs, state,
                 job.retry.attempts, ledger.from_epoch(due) or occurrence, who,
                 reason="Scheduled by client" if due else f"Recurring job {recurring_id}" if recurring_id else "",
-                parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id))
+                parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id,
+                encoded=encoded))
             batch.keys.append(unique.key_for(job.name, job.unique, args, kwargs) if job.unique else None)
             if not after:
                 batch.deliveries[job_id] = Delivery(job_id, job.name, queue, priority, args, kwargs, 1,

@@ -87,7 +87,7 @@ def test_recurring_sync_strict_catch_up_disable_and_trigger(app, tick_schedule):
         job_id = recurring.trigger("tests.every-second", by="ops")
         assert load_job(app, job_id).recurring_id == "tests.every-second"
         recurring.DEFINITIONS.pop("tests.every-second")
-        assert recurring.sync(now) == {"added": 0, "changed": 0, "removed": 1}
+        assert recurring.sync(now) == {"added": 0, "changed": 0, "removed": 1, "errors": {}}
         assert recurring.trigger("tests.every-second") is None
 
 

@@ -16,6 +16,29 @@ from redis import ConnectionPool
 
 from tasks.transport.base import Fetched, Outgoing, now_ms, queue_score
 
+# Store payloads and place ids on their queues (with wake-up tokens) or the schedule: one atomic command.
+# KEYS: payloads, schedule ; ARGV: prefix, then per message: id, queue, score (queue) or due ms (schedule),
+# 'q' or 's', payload
+PUSH_LUA = """
+local woken = {}
+for i = 2, #ARGV, 5 do
+  local id, queue, score, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  redis.call('HSET', KEYS[1], id, ARGV[i + 4])
+  if kind == 's' then
+    redis.call('ZADD', KEYS[2], score, id)
+  else
+    redis.call('ZADD', ARGV[1] .. 'queue:' .. queue, score, id)
+    woken[queue] = (woken[queue] or 0) + 1
+  end
+end
+for queue, count in pairs(woken) do
+  local wake = ARGV[1] .. 'wake:' .. queue
+  for _ = 1, math.min(count, 16) do redis.call('LPUSH', wake, '1') end
+  redis.call('LTRIM', wake, 0, 63)
+end
+return 1
+"""
+
 # Take up to ARGV[3] jobs, first queue first, into a worker's in-flight hash.
 # KEYS: payloads, inflight, redeliveries, queue keys..., wake keys... ; ARGV: now_ms, number of queues, limit
 FETCH_LUA = """
@@ -158,6 +181,7 @@ class RedisTransport:
         self.heartbeats_key = self.prefix + "heartbeats"
         self.workers_key = self.prefix + "workers"
         self.paused_key = self.prefix + "paused"
+        self._push = self.conn.register_script(PUSH_LUA)
         self._fetch = self.conn.register_script(FETCH_LUA)
         self._hand_back = self.conn.register_script(HAND_BACK_LUA)
         self._ack = self.conn.register_script(ACK_LUA)
@@ -180,26 +204,17 @@ class RedisTransport:
 
     # -- producing ---------------------------------------------------------
     def push(self, messages: list[Outgoing]) -> None:
-        """Store payloads and place ids on queues or the schedule, atomically, in one round trip."""
+        """Store payloads and place ids on queues or the schedule: one atomic script, one round trip."""
         if not messages:
             return
         at = now_ms()
-        scheduled: dict[str, int] = {}
-        queued: dict[str, dict[str, int]] = {}
+        args: list = [self.prefix]
         for m in messages:
             if m.eta is not None and m.eta * 1000 > at:
-                scheduled[m.job_id] = int(m.eta * 1000)
+                args += [m.job_id, m.queue, int(m.eta * 1000), "s", m.payload]
             else:
-                queued.setdefault(m.queue, {})[m.job_id] = queue_score(m.priority, at)
-        pipe = self.conn.pipeline(transaction=True)
-        pipe.hset(self.payloads_key, mapping={m.job_id: m.payload for m in messages})
-        if scheduled:
-            pipe.zadd(self.schedule_key, scheduled)
-        for queue, members in queued.items():
-            pipe.zadd(self.queue_key_for(queue), members)
-            pipe.lpush(self.wake_key(queue), *["1"] * min(len(members), 16))
-            pipe.ltrim(self.wake_key(queue), 0, 63)
-        pipe.execute()
+                args += [m.job_id, m.queue, queue_score(m.priority, at), "q", m.payload]
+        self._push(keys=[self.payloads_key, self.schedule_key], args=args)
 
     # -- consuming ---------------------------------------------------------
     def fetch(self, worker_id: str, queues: list[str], limit: int = 1, wait: float = 0.0) -> list[Fetched]:

@@ -3,7 +3,8 @@
 A ``job_messages`` row is queued (``worker`` and ``eta`` null), scheduled (``eta`` set) or
 in flight (``worker`` set). SQLite can't block a reader until a writer commits, so an idle
 fetch waits on ``PRAGMA data_version`` (it changes when another connection commits) with a
-short bounded sleep between looks: no spinning, and a new job is seen within a few ms.
+bounded backoff between looks (2 ms growing to 25 ms): no spinning, and a new job is seen
+within 25 ms at worst.
 If the tables disappear (a deleted or replaced file), they are created again and the
 ledger's reconciler re-dispatches what was lost.
 """
@@ -35,8 +36,8 @@ SCHEMA = [
     "create table if not exists job_paused_queues (queue text primary key)",
 ]
 
-#: How long an idle fetch sleeps between looks at ``data_version`` (seconds).
-IDLE_LOOK_INTERVAL = 0.005
+#: How long an idle fetch sleeps between looks at ``data_version`` (seconds): a bounded backoff.
+IDLE_LOOKS = (0.002, 0.025)  # first and longest sleep between looks (the sleep grows by half each time)
 
 
 class SqliteTransport:
@@ -126,8 +127,10 @@ class SqliteTransport:
         version = self._data_version()
         fetched = self._run(lambda: self._try_fetch(worker_id, queues, limit))
         deadline = time.monotonic() + wait
+        pause = IDLE_LOOKS[0]
         while not fetched and time.monotonic() < deadline:
-            time.sleep(IDLE_LOOK_INTERVAL)
+            time.sleep(pause)
+            pause = min(pause * 1.5, IDLE_LOOKS[1])
             seen = self._data_version()
             if seen != version:  # another connection committed: maybe a new job
                 version = seen
