@@ -188,7 +188,8 @@ class Completer:
             except SQLAlchemyError as exc:  # a transition the database rejects: isolate it
                 if len(batch) == 1:
                     t = batch[0].transition
-                    log.error("job %s: dropping transition to %s the database rejects: %s", t.job_id, t.state, exc)
+                    log.error("job %s: dropping transition to %s the database rejects: %s",
+                              t.job_id, t.state, exc)
                     return [ledger.Outcome(t, False, None)]
                 middle = len(batch) // 2
                 return self._commit(batch[:middle], durable) + self._commit(batch[middle:], durable)
@@ -227,7 +228,8 @@ def outcome_pending(outcome, worker_id: str, backoff_scale: float = 1.0) -> Pend
                                   data=timing), ack=True)
     if outcome.kind == CANCELLED:
         reason = str(outcome.value)
-        return Pending(Transition(delivery.id, lifecycle.DELETED, at, ledger.clip(f"Cancelled: {reason}", 1000),
+        reason_text = ledger.clip(f"Cancelled: {reason}", 1000)
+        return Pending(Transition(delivery.id, lifecycle.DELETED, at, reason_text,
                                   expected=processing, fields={"finished_at": at},
                                   data={**timing, "cancelled": reason}), ack=True)
     error = outcome.value
@@ -239,13 +241,16 @@ def outcome_pending(outcome, worker_id: str, backoff_scale: float = 1.0) -> Pend
     if job.definition.retry.should_retry(job.attempt, error):
         wait = job.definition.retry.delay(job.attempt) * backoff_scale
         due = time.time() + wait
-        reason = f"Retry attempt {job.attempt + 1} of {delivery.max_attempts} in {wait:.0f}s: {kind}: {message}"
-        return Pending(Transition(delivery.id, lifecycle.SCHEDULED, at, ledger.clip(reason, 1000), expected=processing,
+        reason = (f"Retry attempt {job.attempt + 1} of {delivery.max_attempts} in {wait:.0f}s: "
+                  f"{kind}: {message}")
+        return Pending(Transition(delivery.id, lifecycle.SCHEDULED, at, ledger.clip(reason, 1000),
+                                  expected=processing,
                                   fields={"scheduled_for": ledger.from_epoch(due), **failure},
                                   data={**data, "retry_in_s": wait}),
                        retry=delivery.next_attempt(due if wait > 0 else None))
     reason = f"Failed after {job.attempt} attempt(s): {kind}: {message}"
-    return Pending(Transition(delivery.id, lifecycle.FAILED, at, ledger.clip(reason, 1000), expected=processing,
+    return Pending(Transition(delivery.id, lifecycle.FAILED, at, ledger.clip(reason, 1000),
+                              expected=processing,
                               fields={"finished_at": at, **failure}, data=data), ack=True)
 
 
@@ -253,7 +258,8 @@ def handed_back(job_id: str, worker_id: str, reason: str, lost: bool = False) ->
     """Processing → Enqueued for a job whose message went back to its queue (fenced on its worker)."""
     at = ledger.utcnow()
     data = {"lost_worker": worker_id} if lost else {"worker": worker_id}
-    return Pending(Transition(job_id, lifecycle.ENQUEUED, at, reason, expected=frozenset({lifecycle.PROCESSING}),
+    return Pending(Transition(job_id, lifecycle.ENQUEUED, at, reason,
+                              expected=frozenset({lifecycle.PROCESSING}),
                               expected_worker=worker_id, fields={"enqueued_at": at}, data=data))
 
 

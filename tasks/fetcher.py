@@ -55,7 +55,8 @@ class Estimates:
         """Fold one run's duration into the averages."""
         previous = self.by_task.get(task)
         self.by_task[task] = seconds if previous is None else previous + self.weight * (seconds - previous)
-        self.overall = seconds if self.overall is None else self.overall + self.weight * (seconds - self.overall)
+        overall = self.overall
+        self.overall = seconds if overall is None else overall + self.weight * (seconds - overall)
 
     def short(self, task: str, budget: float) -> bool:
         """True when ``task`` is known to run in well under ``budget`` seconds."""
@@ -154,9 +155,10 @@ class Fetcher:
 
     # -- the loop -----------------------------------------------------------------
     def wanted(self) -> int:
-        """How many jobs to fetch now: idle threads plus the prefetch the evidence allows, minus what is held."""
+        """Jobs to fetch now: idle threads plus the prefetch the evidence allows, minus what is held."""
         with self.cond:
-            ahead = 0 if self.blocked else self.threads * self.estimates.per_thread(self.settings.prefetch_budget)
+            per_thread = self.estimates.per_thread(self.settings.prefetch_budget)
+            ahead = 0 if self.blocked else self.threads * per_thread
             return max(0, self.threads + ahead - self.running - len(self.ready) - self.claiming)
 
     def _loop(self) -> None:
@@ -295,8 +297,8 @@ class Fetcher:
             if job.mutex:
                 self.mutexes.release(job.mutex, job.delivery.id)
             if p.outcome.previous is None:
-                self.dead_letter(job.delivery.id, "message has no ledger row (dead letter): the job was never "
-                                                  "recorded or has expired")
+                self.dead_letter(job.delivery.id, "message has no ledger row (dead letter): the job was "
+                                                  "never recorded or has expired")
             else:
                 log.info("job %s is %s in the ledger; not running it", job.delivery.id, p.outcome.previous)
             refused.append(job.delivery.id)

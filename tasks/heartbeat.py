@@ -17,8 +17,8 @@ log = logging.getLogger("tasks.heartbeat")
 class Heartbeat:
     """One thread beating every ``interval`` seconds; failures are logged, never raised."""
 
-    def __init__(self, transport: Transport, worker_id: str, describe: Callable[[], dict], interval: float = 1.0,
-                 renew: Callable[[], None] | None = None):
+    def __init__(self, transport: Transport, worker_id: str, describe: Callable[[], dict],
+                 interval: float = 1.0, renew: Callable[[], None] | None = None):
         self.transport, self.worker_id, self.describe = transport, worker_id, describe
         self.interval, self.renew = interval, renew
         self.stopping = threading.Event()

@@ -64,8 +64,8 @@ class Processor:
         definition, delivery = job.definition, job.delivery
         deadline = time.monotonic() + definition.timeout if definition.timeout else None
         reporter = Reporter(delivery.id, db.engine, deadline)
-        context = api.JobContext(delivery.id, delivery.task, job.attempt, delivery.max_attempts, delivery.queue,
-                                 self.worker_id, reporter=reporter)
+        context = api.JobContext(delivery.id, delivery.task, job.attempt, delivery.max_attempts,
+                                 delivery.queue, self.worker_id, reporter=reporter)
         token = api.running(context)
         try:
             kwargs = dict(delivery.kwargs)

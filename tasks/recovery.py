@@ -47,7 +47,8 @@ def record_due(completer: Completer, job_ids: list[str]) -> None:
                                             expected=frozenset({lifecycle.SCHEDULED}))))
 
 
-def recover_dead_workers(transport: Transport, completer: Completer, worker_id: str, dead_after: float) -> list[str]:
+def recover_dead_workers(transport: Transport, completer: Completer, worker_id: str,
+                         dead_after: float) -> list[str]:
     """Re-enqueue the in-flight jobs of workers that stopped beating; returns the job ids."""
     dead = transport.claim_dead(dead_after)
     live = {w["id"] for w in transport.workers()} | {worker_id}
@@ -81,7 +82,8 @@ def reconcile(transport: Transport, grace: float, batch: int = 500) -> list[str]
     c = jobs_table.c
     query = (select(c.id, c.task, c.queue, c.priority, c.args, c.kwargs, c.state, c.attempt, c.max_attempts,
                     c.scheduled_for, c.worker)
-             .where(c.state.in_(lifecycle.LIVE_STATES), c.state_changed_at < cutoff).order_by(c.id).limit(batch))
+             .where(c.state.in_(lifecycle.LIVE_STATES), c.state_changed_at < cutoff)
+             .order_by(c.id).limit(batch))
     with write_transaction() as conn:
         released = continuations.resolve(conn, continuations.stranded(conn))
     transport.push([outgoing(d) for d in released])
@@ -114,7 +116,8 @@ def resend(transport: Transport, rows) -> list[str]:
         if row.state == lifecycle.PROCESSING:
             transitions.append(Transition(row.id, lifecycle.ENQUEUED, at,
                                           f"Reconciler: transport lost the job (worker {row.worker} gone)",
-                                          expected=frozenset({lifecycle.PROCESSING}), expected_worker=row.worker,
+                                          expected=frozenset({lifecycle.PROCESSING}),
+                                          expected_worker=row.worker,
                                           fields={"enqueued_at": at}, data={"lost_worker": row.worker}))
     with write_transaction() as conn:
         ledger.apply(conn, transitions)
@@ -142,8 +145,8 @@ def expire_finished(retention: timedelta, batch: int = 1000, budget: float = 2.0
     for state in sorted(lifecycle.EXPIRING_STATES):
         while time.monotonic() < deadline:
             with write_transaction() as conn:
-                ids = [r.id for r in conn.execute(select(c.id).where(c.state == state, c.state_changed_at < cutoff)
-                                                  .limit(batch))]
+                old = select(c.id).where(c.state == state, c.state_changed_at < cutoff).limit(batch)
+                ids = [r.id for r in conn.execute(old)]
                 if not ids:
                     break
                 conn.execute(delete(states_table).where(states_table.c.job_id.in_(ids)))
@@ -223,6 +226,7 @@ def compact() -> None:
     now = ledger.utcnow()
     with db.engine.begin() as conn:
         ledger.compact_counts(conn)
-        ledger.fold_throughput(conn, older_than=now - timedelta(minutes=1), roll_up_before=now - timedelta(hours=1))
+        ledger.fold_throughput(conn, older_than=now - timedelta(minutes=1),
+                               roll_up_before=now - timedelta(hours=1))
         conn.execute(delete(ledger.throughput_table).where(ledger.throughput_table.c.bucket
                                                            < now - timedelta(days=8)))

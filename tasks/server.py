@@ -55,13 +55,17 @@ class Pipeline:
             self.db_engine = db.engine
         self.completer = Completer(self.db_engine, self.transport, self.worker_id, engine.dispatch)
         self.fetcher = Fetcher(self.transport, self.completer, self.worker_id, queues, threads, self.settings,
-                               dead_letter=lambda job_id, reason: record_dead_letter(self.db_engine, job_id, reason))
+                               dead_letter=self.dead_letter)
         self.processor = Processor(self.app, self.worker_id, interrupts)
-        self.heartbeat = Heartbeat(self.transport, self.worker_id, self.describe, self.settings.heartbeat_interval,
-                                   renew=self.fetcher.mutexes.renew)
-        self.maintenance = (Maintenance(self.app, self.transport, self.completer, self.worker_id, self.settings)
-                            if maintenance else None)
+        self.heartbeat = Heartbeat(self.transport, self.worker_id, self.describe,
+                                   self.settings.heartbeat_interval, renew=self.fetcher.mutexes.renew)
+        self.maintenance = (Maintenance(self.app, self.transport, self.completer, self.worker_id,
+                                        self.settings) if maintenance else None)
         self.runners: list[threading.Thread] = []
+
+    def dead_letter(self, job_id: str, reason: str) -> None:
+        """Record a message without a ledger row as a Failed job."""
+        record_dead_letter(self.db_engine, job_id, reason)
 
     def describe(self) -> dict:
         """How this worker shows in the registry (dashboard's Servers page)."""
@@ -70,7 +74,7 @@ class Pipeline:
                 "in_flight": self.fetcher.running + len(self.fetcher.ready)}
 
     def start(self, runner_threads: bool = True) -> None:
-        """Start heartbeat, fetcher, maintenance and (unless the caller runs jobs itself) the runner threads."""
+        """Start heartbeat, fetcher, maintenance and (unless the caller runs jobs) the runner threads."""
         self.heartbeat.start()
         self.fetcher.start()
         if self.maintenance is not None:
@@ -176,7 +180,8 @@ class JobServer:
         completer = Completer(engine, self.engine.transport, worker_id, self.engine.dispatch)
         maintenance = Maintenance(self.engine.app, self.engine.transport, completer, worker_id, settings)
         stopping = threading.Event()
-        threading.Thread(target=maintain, args=(maintenance, stopping), name="maintenance", daemon=True).start()
+        threading.Thread(target=maintain, args=(maintenance, stopping), name="maintenance",
+                         daemon=True).start()
         while not self.stop_requested.wait(1.0):
             for index, child in enumerate(children):
                 if not child.is_alive():

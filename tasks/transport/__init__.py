@@ -14,7 +14,7 @@ __all__ = ["Fetched", "Outgoing", "Transport", "now_ms", "open_transport", "queu
 
 
 def transport_url(config: Mapping, instance_path: str) -> str:
-    """The transport URL an app is configured for: ``REDIS_URL``, else a SQLite file in the instance folder."""
+    """The transport URL an app is configured for: ``REDIS_URL``, else a SQLite file in ``instance/``."""
     if config.get("REDIS_URL"):
         return str(config["REDIS_URL"])
     path = config.get("JOBS_SQLITE_PATH") or os.path.join(instance_path, "jobs-transport.db")
@@ -32,4 +32,5 @@ def open_transport(url: str) -> Transport:
         from tasks.transport.sqlite import SqliteTransport
 
         return SqliteTransport(url.removeprefix("sqlite:///"))
-    raise ValueError(f"unknown job transport scheme {scheme!r} in {url!r}: use redis://, rediss:// or sqlite:///")
+    raise ValueError(f"unknown job transport scheme {scheme!r} in {url!r}: "
+                     "use redis://, rediss:// or sqlite:///")

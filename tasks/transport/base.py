@@ -77,7 +77,7 @@ class Transport(Protocol):
         """Replace in-flight jobs by their next attempt (queue or schedule)."""
 
     def hand_back(self, worker_id: str, job_ids: list[str] | None = None, lost: bool = False) -> list[str]:
-        """Return in-flight jobs (all, or ``job_ids``) to their queues at their old place; returns the ids moved.
+        """Return in-flight jobs (all, or ``job_ids``) to their queues at their old place; returns them.
 
         ``lost`` counts a redelivery (the worker died under the job).
         """

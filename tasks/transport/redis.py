@@ -107,7 +107,8 @@ end
 local moved = {}
 for _, id in ipairs(ids) do
   local queue = redis.call('HGET', KEYS[2], id)
-  if queue and redis.call('HDEL', KEYS[2], id) == 1 and requeue(ARGV[1], KEYS[1], id, ARGV[2], queue, '1') then
+  local owned = queue and redis.call('HDEL', KEYS[2], id) == 1
+  if owned and requeue(ARGV[1], KEYS[1], id, ARGV[2], queue, '1') then
     if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[3], id, 1) end
     moved[#moved + 1] = id
   end
@@ -129,7 +130,8 @@ end
 return n
 """
 
-# Claim a dead worker (only one claimant wins). KEYS: heartbeats, worker info ; ARGV: worker id, stale-before ms
+# Claim a dead worker (only one claimant wins).
+# KEYS: heartbeats, worker info ; ARGV: worker id, stale-before ms
 CLAIM_DEAD_LUA = """
 local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not beat or tonumber(beat) >= tonumber(ARGV[2]) then return 0 end
@@ -172,7 +174,8 @@ class RedisTransport:
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", name: str = "jobs", wait_timeout: float = 1.0):
         options = {"ssl_cert_reqs": None} if url.startswith("rediss://") else {}
         self.url, self.name, self.wait_timeout = url, name, wait_timeout
-        pool = ConnectionPool.from_url(url, health_check_interval=30, socket_timeout=wait_timeout + 10, **options)
+        pool = ConnectionPool.from_url(url, health_check_interval=30, socket_timeout=wait_timeout + 10,
+                                       **options)
         self.conn = redis.Redis(connection_pool=pool)
         self.prefix = f"jobs:{name}:"
         self.payloads_key = self.prefix + "payloads"
@@ -239,7 +242,8 @@ class RedisTransport:
     def ack(self, worker_id: str, job_ids: list[str]) -> None:
         """Forget finished jobs this worker still holds: in-flight entry, payload, redelivery count."""
         if job_ids:
-            self._ack(keys=[self.payloads_key, self.inflight_key(worker_id), self.redeliveries_key], args=job_ids)
+            keys = [self.payloads_key, self.inflight_key(worker_id), self.redeliveries_key]
+            self._ack(keys=keys, args=job_ids)
 
     def reschedule(self, worker_id: str, messages: list[Outgoing]) -> None:
         """Replace in-flight jobs by their next attempt (queue or schedule) atomically."""
@@ -266,7 +270,8 @@ class RedisTransport:
 
     def move_due(self, limit: int = 1000) -> list[str]:
         """Atomically move due scheduled jobs to their queues; returns their ids."""
-        moved = self._move_due(keys=[self.payloads_key, self.schedule_key], args=[self.prefix, now_ms(), limit])
+        moved = self._move_due(keys=[self.payloads_key, self.schedule_key],
+                               args=[self.prefix, now_ms(), limit])
         return [m.decode() for m in moved]
 
     # -- management --------------------------------------------------------

@@ -111,15 +111,17 @@ class SqliteTransport:
         def action():
             with self._write() as cur:
                 cur.executemany(
-                    "insert into job_messages (job_id, queue, priority, seq, payload, eta) values (?, ?, ?, ?, ?, ?)"
+                    "insert into job_messages (job_id, queue, priority, seq, payload, eta)"
+                    " values (?, ?, ?, ?, ?, ?)"
                     " on conflict(job_id) do update set queue=excluded.queue, priority=excluded.priority,"
-                    " seq=excluded.seq, payload=excluded.payload, eta=excluded.eta, worker=null, fetched=null",
+                    " seq=excluded.seq, payload=excluded.payload, eta=excluded.eta,"
+                    " worker=null, fetched=null",
                     rows)
         self._run(action)
 
     # -- consuming ---------------------------------------------------------
     def fetch(self, worker_id: str, queues: list[str], limit: int = 1, wait: float = 0.0) -> list[Fetched]:
-        """Claim up to ``limit`` jobs for ``worker_id``; when none, wait up to ``wait`` s for another commit."""
+        """Claim up to ``limit`` jobs for ``worker_id``; when none, wait up to ``wait`` s for a commit."""
         if not queues:
             if wait:
                 time.sleep(wait)
@@ -146,7 +148,8 @@ class SqliteTransport:
         with self._write() as cur:
             cur.execute(
                 "update job_messages set worker = ?, fetched = ? where job_id in ("
-                f" select job_id from job_messages where worker is null and eta is null and queue in ({marks})"
+                " select job_id from job_messages where worker is null and eta is null"
+                f" and queue in ({marks})"
                 f" order by case queue {order} end, priority desc, seq limit ?)"
                 " returning job_id, payload, queue, redeliveries, priority, seq",
                 (worker_id, now_ms(), *queues, *queues, max(1, limit)))
@@ -171,7 +174,8 @@ class SqliteTransport:
 
     def _reset_redeliveries(self, job_ids: list[str]) -> None:
         with self._write() as cur:
-            cur.executemany("update job_messages set redeliveries = 0 where job_id = ?", [(j,) for j in job_ids])
+            cur.executemany("update job_messages set redeliveries = 0 where job_id = ?",
+                            [(j,) for j in job_ids])
 
     def hand_back(self, worker_id: str, job_ids: list[str] | None = None, lost: bool = False) -> list[str]:
         """Return in-flight jobs to their queues at their old place; ``lost`` counts a redelivery."""
@@ -185,7 +189,8 @@ class SqliteTransport:
                 moved = []
                 for job_id in job_ids:
                     cur.execute("update job_messages set worker = null, fetched = null,"
-                                " redeliveries = redeliveries + ? where job_id = ? and worker = ? returning job_id",
+                                " redeliveries = redeliveries + ? where job_id = ? and worker = ?"
+                                " returning job_id",
                                 (int(lost), job_id, worker_id))
                     moved += [r[0] for r in cur.fetchall()]
                 return moved
@@ -244,8 +249,8 @@ class SqliteTransport:
 
     def queue_stats(self) -> dict[str, tuple[int, float | None]]:
         """Per queue: jobs waiting and when the oldest was queued (epoch s)."""
-        rows = self._read("select queue, count(*), min(seq) from job_messages where worker is null and eta is null"
-                          " group by queue")
+        rows = self._read("select queue, count(*), min(seq) from job_messages"
+                          " where worker is null and eta is null group by queue")
         return {queue: (count, oldest / 1000 if oldest else None) for queue, count, oldest in rows}
 
     def ping(self) -> str | None:
@@ -260,12 +265,14 @@ class SqliteTransport:
     def beat(self, worker_id: str, info: dict) -> None:
         """Record that ``worker_id`` is alive."""
         self._execute("insert into job_workers values (?, ?, ?) on conflict(worker_id) do update"
-                      " set info = excluded.info, beat = excluded.beat", (worker_id, json.dumps(info), now_ms()))
+                      " set info = excluded.info, beat = excluded.beat",
+                      (worker_id, json.dumps(info), now_ms()))
 
     def workers(self) -> list[dict]:
         """Every registered worker with its last heartbeat (epoch seconds)."""
         rows = self._read("select worker_id, info, beat from job_workers")
-        return [{**json.loads(info), "id": worker_id, "last_beat": beat / 1000} for worker_id, info, beat in rows]
+        return [{**json.loads(info), "id": worker_id, "last_beat": beat / 1000}
+                for worker_id, info, beat in rows]
 
     def claim_dead(self, stale_after: float) -> list[str]:
         """Worker ids whose heartbeat is stale, removed from the registry by this caller."""
@@ -279,8 +286,8 @@ class SqliteTransport:
 
     def orphaned_inflight(self, live: set[str]) -> list[str]:
         """Owners of in-flight jobs that have no heartbeat row."""
-        rows = self._read("select distinct worker from job_messages where worker is not null and worker not in"
-                          " (select worker_id from job_workers)")
+        rows = self._read("select distinct worker from job_messages where worker is not null"
+                          " and worker not in (select worker_id from job_workers)")
         return sorted({r[0] for r in rows} - live)
 
     def lead(self, role: str, owner: str, ttl: float) -> bool:
