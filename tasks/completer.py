@@ -214,6 +214,47 @@ class Completer:
                 delay = min(delay * 2, 2.0)
 
 
+class CompleterPool:
+    """Several completers, each with its own thread and connection; a job always goes to the same one.
+
+    On PostgreSQL batches can commit side by side (each locks only its own jobs' rows, in
+    id order), so a worker with many threads isn't bound by one connection's round trips;
+    every transition of one job still goes through one completer, in order. SQLite has a
+    single writer, so there a pool of one is used.
+    """
+
+    def __init__(self, size: int, *args, **kwargs):
+        name = kwargs.pop("name", "completer")
+        self.parts = [Completer(*args, name=f"{name}-{i + 1}", **kwargs) for i in range(max(1, size))]
+
+    def _part(self, job_id: str) -> Completer:
+        return self.parts[hash(job_id) % len(self.parts)]
+
+    def submit(self, pending: Pending) -> None:
+        """Queue a transition on its job's completer."""
+        self._part(pending.transition.job_id).submit(pending)
+
+    @property
+    def healthy(self) -> bool:
+        """False while any completer can't reach the database."""
+        return all(part.healthy for part in self.parts)
+
+    @property
+    def backlog(self) -> int:
+        """Transitions submitted and not yet written."""
+        return sum(part.backlog for part in self.parts)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written and settled."""
+        deadline = time.monotonic() + timeout
+        return all([part.flush(max(0.0, deadline - time.monotonic())) for part in self.parts])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop every completer."""
+        for part in self.parts:
+            part.stop(timeout)
+
+
 def outcome_pending(outcome, worker_id: str, backoff_scale: float = 1.0) -> Pending:
     """The transition that records a processor outcome: Succeeded, Deleted (cancelled), a retry or Failed."""
     from tasks.processor import CANCELLED, SUCCEEDED

@@ -26,7 +26,7 @@ import threading
 import time
 
 from app.extensions import db
-from tasks.completer import Completer, handed_back, outcome_pending, record_dead_letter
+from tasks.completer import Completer, CompleterPool, handed_back, outcome_pending, record_dead_letter
 from tasks.engine import JobEngine
 from tasks.fetcher import Fetcher
 from tasks.heartbeat import Heartbeat
@@ -53,7 +53,9 @@ class Pipeline:
         self.stopping = threading.Event()
         with self.app.app_context():
             self.db_engine = db.engine
-        self.completer = Completer(self.db_engine, self.transport, self.worker_id, engine.dispatch)
+        # PostgreSQL commits batches side by side; SQLite has one writer at a time
+        parallel = 2 if self.db_engine.dialect.name == "postgresql" and threads > 1 else 1
+        self.completer = CompleterPool(parallel, self.db_engine, self.transport, self.worker_id, engine.dispatch)
         self.fetcher = Fetcher(self.transport, self.completer, self.worker_id, queues, threads, self.settings,
                                dead_letter=self.dead_letter)
         self.processor = Processor(self.app, self.worker_id, interrupts)
