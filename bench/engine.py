@@ -60,7 +60,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the code under test is run from: a snapshot of the tree taken at start (see ``snapshot``).
 CODE = ROOT
-SNAPSHOT_ITEMS = ("app", "tasks", "admin", "migrations", "templates", "static", "bench", "wsgi.py")
+SNAPSHOT_ITEMS = ("app", "tasks", "admin", "migrations", "templates", "static", "bench", "wsgi.py", "tests",
+                  "setup.cfg")
 STALL_S = 45.0  # a drain that makes no progress for this long is reported as failed
 BIN = Path(sys.executable).parent
 POLL = 0.02  # seconds between "done yet?" polls, same on both sides
@@ -208,6 +209,16 @@ def pg_create() -> tuple[str | None, str | None, str | None]:
     except Exception as exc:  # noqa: BLE001
         detail = " ".join(str(exc).split())[:300]
         return None, None, f"PostgreSQL not reachable ({type(exc).__name__}: {detail})"
+
+
+def pg_maintenance_url() -> str:
+    """``PG_ADMIN`` as a URL (what the test suite's ``TEST_DATABASE_URL`` takes)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(PG_ADMIN)
+    auth = info.get("user", "postgres") + (f":{info['password']}" if info.get("password") else "")
+    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
+    return f"postgresql://{auth}@{host}:{port}/{info.get('dbname', 'postgres')}"
 
 
 def pg_drop(name: str) -> None:
@@ -712,6 +723,30 @@ class EngineSide:
             db.engine.dispose()
 
 
+def fault_suite(database_url: str | None, timeout: float = 1800) -> dict:
+    """Run the fault suite (``tests/test_faults.py``, both transports) on one database; its lines and counts."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "CI")}
+    if database_url:
+        env["TEST_DATABASE_URL"] = database_url
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_faults.py", "-q", "-p", "no:cacheprovider",
+                           "--require-markers="], cwd=CODE, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    lines = proc.stdout.splitlines()
+    scenarios, inside = [], False
+    for line in lines:
+        if line.startswith("=") and "fault suite" in line:
+            inside = True
+        elif line.startswith("="):
+            inside = False
+        elif inside and line.strip():
+            scenarios.append(line.strip())
+    summary = next((line.strip("= ") for line in reversed(lines) if " passed" in line or " failed" in line), "")
+    return {"exit_code": proc.returncode, "summary": summary, "scenarios": scenarios,
+            "seconds": round(time.time() - started, 1),
+            "failures": [line for line in lines if line.startswith("FAILED")][:20]}
+
+
 def guarded(step) -> dict | list:
     """Run one profile step; on failure return its error instead of ending the run."""
     try:
@@ -839,7 +874,7 @@ def summarize_engine(result: dict) -> dict:
             "pickup_p50_ms": result["pickup"]["p50_ms"], "pickup_p99_ms": result["pickup"]["p99_ms"]}
 
 
-def build_targets(raw: dict, engines: dict, fleet: dict) -> list[dict]:
+def build_targets(raw: dict, engines: dict, fleet: dict, faults: dict | None = None) -> list[dict]:
     """One row per target: value, goal, PASS/FAIL (a figure without a target is not listed)."""
     rows = []
 
@@ -873,6 +908,9 @@ def build_targets(raw: dict, engines: dict, fleet: dict) -> list[dict]:
         if isinstance(runs, list):
             worst = max(r["duplicate_runs"] for r in runs)
             add("duplicate runs, 1/2/4 workers", name, worst, "== 0", worst == TARGETS["duplicate_runs"])
+    for database, suite in (faults or {}).items():
+        if "exit_code" in suite:
+            add("fault suite, both transports", database, suite["summary"], "all pass", suite["exit_code"] == 0)
     rss = fleet.get("rss") or {}
     if "rss_mb_max" in rss:
         add(f"worker RSS MB, {rss['jobs']:,} jobs", "sqlite", rss["rss_mb_max"], f"< {TARGETS['rss_mb']:.0f}",
@@ -923,6 +961,8 @@ def print_table(result: dict) -> None:
             lines.append(f"many workers ({name} ledger, Redis, 4 threads each): " + "; ".join(
                 f"{r['workers']}: {r['jobs_per_s']:.0f} jobs/s, {r['duplicate_runs']} duplicate runs, "
                 f"lock waits {r['lock_waits']}" for r in runs))
+    for database, suite in (result.get("fault_suite") or {}).items():
+        lines.append(f"fault suite on {database}: {suite.get('summary') or suite.get('error')}")
     rss = fleet.get("rss") or {}
     if "rss_mb_max" in rss:
         lines.append(f"worker RSS while draining {rss['jobs']:,} jobs: max {rss['rss_mb_max']} MB, end "
@@ -1051,6 +1091,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-jobs", type=int, default=None, help="jobs drained for the RSS figure "
                         "(default 100000, --quick 10000; 0 skips it)")
     parser.add_argument("--no-fleet", action="store_true", help="skip idle CPU, many workers and RSS")
+    parser.add_argument("--faults", action="store_true",
+                        help="also run the fault suite (both transports) on SQLite and PostgreSQL and keep its "
+                             "figures in the JSON (about 10 minutes)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiling section")
     parser.add_argument("--profile-jobs", type=int, default=None,
                         help="jobs per profile drain (default jobs/4)")
@@ -1144,10 +1187,16 @@ def main(argv: list[str] | None = None) -> int:
                 fleet["rss"] = guarded(lambda: fleet_bench.rss_after(sides["sqlite"], rss_jobs))
             log(f"fleet: {json.dumps(fleet)[:600]}")
         result["fleet"] = fleet
+        if args.faults:
+            pg_url = pg_maintenance_url() if "postgresql" in sides else None
+            result["fault_suite"] = {"sqlite": guarded(lambda: fault_suite(None))}
+            if pg_url:
+                result["fault_suite"]["postgresql"] = guarded(lambda: fault_suite(pg_url))
+            log(f"fault suite: {({k: v.get('summary') for k, v in result['fault_suite'].items()})}")
         result["meta"]["loadavg_end"] = round(os.getloadavg()[0], 2)
         result["raw"] = {"legs": raw_legs, "pickup": raw_pickup, "summary": summarize_raw(raw_legs)}
         result["engine"] = engines
-        result["targets"] = build_targets(result["raw"]["summary"], engines, fleet)
+        result["targets"] = build_targets(result["raw"]["summary"], engines, fleet, result.get("fault_suite"))
 
         if not args.no_profile:
             py_spy = find_py_spy(args.py_spy)

@@ -172,16 +172,19 @@ def test_transport_loss_mid_run_is_repaired_by_the_reconciler(fault_config, app,
 
 
 def test_database_unavailable_then_resumes(fault_config, app, start_worker, fault_report):
-    ids = enqueue_tallies(app, 150, 0.05)
+    ids = enqueue_tallies(app, 200, 0.2)  # about 10 s of work: plenty is left when the outage begins
     worker = start_worker(concurrency=4)
     wait_for(lambda: counts_by_state(app, ids).get(lifecycle.SUCCEEDED, 0) >= 10, message="some progress")
     with app.app_context():
         outage = DatabaseOutage(db.engine)
     outage.begin()
-    # evidence that the worker met the outage, instead of a fixed wait
-    wait_for(lambda: "ledger write failed" in worker.output(), timeout=60, message="the worker to see the outage")
-    outage.end()
-    wait_for(lambda: all_succeeded(app, ids), timeout=90, message="resumed after the outage")
+    try:
+        # evidence that the worker met the outage, instead of a fixed wait
+        wait_for(lambda: "ledger write failed" in worker.output(), timeout=90,
+                 message="the worker to see the outage")
+    finally:
+        outage.end()
+    wait_for(lambda: all_succeeded(app, ids), timeout=120, message="resumed after the outage")
     assert worker.alive()
     line = report(app, "database unavailable", ids, fault_report)
     assert line["lost"] == 0
