@@ -167,8 +167,7 @@ def delivery_from_row(row, attempt: int, eta: float | None) -> Delivery:
     delivery = Delivery(row.id, row.task, row.queue, row.priority, args, kwargs, attempt,
                         max(row.max_attempts, attempt), eta, time.time())
     try:
-        check_arguments(args, kwargs)
-        delivery.encode()
-    except (ArgumentError, ValueError) as exc:
+        check_arguments(args, kwargs)  # what enqueue would refuse can't be sent either
+    except ArgumentError as exc:
         raise PoisonMessage(f"arguments in the ledger can't be sent: {exc}", row.id) from None
     return delivery

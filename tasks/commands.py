@@ -48,25 +48,29 @@ def requeue(job_ids: Sequence[str], by: str | None = None) -> list[str]:
     A person's requeue gives the job a fresh attempt budget.
     """
     at = ledger.utcnow()
-    jobs = [j for j in _load(job_ids) if j.state in REQUEUEABLE and sendable(j)]
+    candidates = [j for j in _load(job_ids) if j.state in REQUEUEABLE]
+    messages = sendable(candidates)
+    jobs = [j for j in candidates if j.id in messages]
     reason = f"Requeued by {by}" if by else "Requeued"
     fresh = {"enqueued_at": at, "attempt": 0, "progress": None, "progress_message": None,
              "cancel_requested_at": None, "cancel_reason": None}
     done = _apply([Transition(j.id, lifecycle.ENQUEUED, at, reason, expected=REQUEUEABLE, fields=fresh,
                               data={"by": by, "queue": j.queue}) for j in jobs])
     engine = current_engine()
-    engine.dispatch([delivery_for(j) for j in jobs if j.id in done])
+    engine.dispatch([messages[j.id] for j in jobs if j.id in done])
     db.session.expire_all()
     return [j.id for j in jobs if j.id in done]
 
 
-def sendable(job: Job) -> bool:
-    """True when the row can become a message; a poison row can't be requeued (it stays as it is)."""
-    try:
-        delivery_for(job)
-        return True
-    except PoisonMessage:
-        return False
+def sendable(jobs: list[Job]) -> dict[str, Delivery]:
+    """Messages for the rows that can become one; a poison row can't be requeued (it stays as it is)."""
+    messages = {}
+    for job in jobs:
+        try:
+            messages[job.id] = delivery_for(job)
+        except PoisonMessage:
+            continue
+    return messages
 
 
 def trigger(job_ids: Sequence[str], by: str | None = None) -> list[str]:

@@ -41,7 +41,7 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop beating (the worker then retires or is recovered as dead)."""
         self.stopping.set()
-        self._thread.join(self.interval + 1)
+        self._thread.join(1.0)
 
     def _loop(self) -> None:
         while not self.stopping.wait(self.interval):

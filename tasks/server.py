@@ -125,7 +125,7 @@ class Pipeline:
             for job_id in moved:
                 self.completer.submit(handed_back(job_id, self.worker_id,
                                                   f"Handed back by {self.worker_id} at shutdown"))
-            self.completer.stop(5)
+            self.completer.stop(10)
             self.heartbeat.stop()
             self.transport.retire(self.worker_id)
         except Exception:  # noqa: BLE001 - recovery by live workers covers what we couldn't do
@@ -193,7 +193,7 @@ class JobServer:
         for child in children:
             if child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + settings.shutdown_grace + 5
+        deadline = time.monotonic() + settings.shutdown_grace + 10  # a child hands back after its grace
         for child in children:
             child.join(max(0.0, deadline - time.monotonic()))
             if child.is_alive():
@@ -219,9 +219,10 @@ def run_child(engine: JobEngine, queues: list[str]) -> None:
 
     def watchdog() -> None:
         stop.wait()
+        deadline = time.monotonic() + grace
         pipeline.stopping.set()
         pipeline.fetcher.stop()
-        time.sleep(grace)  # the running job had its grace period: hand it back and go
+        time.sleep(max(0.0, deadline - time.monotonic()))  # the running job had its grace: hand it back, go
         pipeline.hand_back_and_retire()
         os._exit(0)
 

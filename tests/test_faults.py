@@ -94,7 +94,10 @@ def test_recovery_after_kill_9(fault_config, app, start_worker, fault_report):
     wait_for(lambda: len(transport_of(app).workers()) == 2, message="the rescuer beating")
     victim.kill()
     killed = time.monotonic()
-    wait_for(lambda: redelivered(app, job_id), timeout=60, message="the lost job re-enqueued")
+    try:
+        wait_for(lambda: redelivered(app, job_id), timeout=120, message="the lost job re-enqueued")
+    except AssertionError as missing:  # keep what the rescuer said, to see why
+        raise AssertionError(f"{missing}; rescuer's log:\n{rescuer.output()[-3000:]}") from None
     recovered_after = time.monotonic() - killed
     open(os.path.join(app.instance_path, "recovery.open"), "w").close()
     wait_for(lambda: job_state(app, job_id) == lifecycle.SUCCEEDED, timeout=60, message="run again")
