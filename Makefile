@@ -40,9 +40,9 @@ test-fast: install-dev
 test-postgres:
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} $(MAKE) test
 
-## Benchmarks: print a table and write JSON under bench/results/
+## Benchmarks: print a table and write JSON under bench/results/ (with the fault suite's figures)
 bench: install-dev
-	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.engine --faults
 
 ## Dashboard latency over 1,000,000 seeded jobs (SQLite and PostgreSQL)
 bench-dashboard: install-dev

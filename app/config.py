@@ -18,7 +18,8 @@ class ConfigError(RuntimeError):
 
 #: Engine tuning read from the environment when set (seconds); defaults live in tasks.engine.Settings.
 JOB_TUNING = ("JOBS_DEAD_AFTER", "JOBS_HEARTBEAT_INTERVAL", "JOBS_SHUTDOWN_GRACE", "JOBS_RETENTION_SECONDS",
-              "JOBS_RECONCILE_INTERVAL", "JOBS_RECONCILE_GRACE", "JOBS_BACKOFF_SCALE")
+              "JOBS_RECONCILE_INTERVAL", "JOBS_RECONCILE_GRACE", "JOBS_BACKOFF_SCALE", "JOBS_MAX_ARGS_BYTES",
+              "JOBS_PREFETCH_BUDGET", "JOBS_HOLD_LIMIT")
 
 
 def database_url(raw: str | None, instance_path: str) -> str:

@@ -1,7 +1,8 @@
 """Jobs used only by the benchmark, registered in workers through ``JOBS_MODULES=bench.jobs``.
 
 ``bench.stamp(sent)`` records ``time.time() - sent`` (the enqueue → start latency, in
-seconds) on the Redis list ``bench:pickup`` of ``REDIS_URL``.
+seconds) on the Redis list ``bench:pickup`` of ``BENCH_REDIS_URL`` (else ``REDIS_URL``: the
+embedded-transport leg has no ``REDIS_URL``, the benchmark's Redis still collects stamps).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _redis():
     if client is None or getattr(_local, "pid", None) != os.getpid():
         import redis
 
-        client = _local.client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        client = _local.client = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"])
         _local.pid = os.getpid()
     return client
 

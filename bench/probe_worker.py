@@ -2,16 +2,21 @@
 
     python -m bench.probe_worker OUT.json [CONCURRENCY] [async-claim]
 
-Runs ``tasks.server.JobConsumer`` (thread workers, queue ``default``) exactly like
-``flask jobs worker`` does, after wrapping a few engine methods *in this process only*
-to time them: ledger batches (size, SQL time, acknowledgement time), fetches and job
-executions. On SIGTERM the consumer stops gracefully and the figures go to OUT.json.
+Runs ``tasks.server.JobServer`` (thread workers, queue ``default``) exactly like
+``flask jobs worker`` does, after wrapping a few pipeline methods *in this process only*
+to time them: completer batches (size, SQL time, acknowledgement time), fetches, claims
+and job executions. On SIGTERM the server stops gracefully and the figures go to OUT.json.
 Nothing in ``tasks/`` is modified; the probes add a little overhead of their own.
 
-``async-claim`` is a what-if experiment: the Processing transition is still written
-by the ledger writer, but the job runs without waiting for that commit (as if the
-claim were asynchronous). It shows what the synchronous claim costs; it is not a
-proposal to drop the check as is.
+``async-claim`` is a what-if experiment: a fetched job goes to the threads as soon as its
+claim is *submitted*, without waiting for the claim's commit. With the pipeline's single,
+ordered completer the claim still commits before the job's outcome, so the drain finishes;
+what the what-if gives up is the check itself (a job deleted or finished before the claim
+would run anyway). Why the same what-if hung before the pipeline: claims and outcomes had
+two writer threads with no order between them, so a job's Succeeded could be written first
+(refused: the job was still Enqueued) and its message acknowledged anyway; the late claim
+then left the job Processing with no message, owned by a live worker — which neither
+dead-worker recovery nor the reconciler touches (426 jobs stuck Processing).
 """
 from __future__ import annotations
 
@@ -44,19 +49,18 @@ def timed(name: str, func, size=None):
 
 
 def install_probes() -> list[str]:
-    """Wrap what exists of the engine's hot path; returns the probes that could not be installed."""
-    from tasks import ledger, server, transport
+    """Wrap what exists of the pipeline's hot path; returns the probes that could not be installed."""
+    from tasks import completer, fetcher, ledger, processor
+    from tasks.transport import redis as redis_transport, sqlite as sqlite_transport
 
-    writer_cls = getattr(server, "LedgerWriter", None)
     spots = [
-        ("ledger_batch_total", writer_cls, "_write", lambda self, engine, batch: len(batch)),
-        ("ledger_batch_ack", writer_cls, "_settle", lambda self, batch: len(batch)),
+        ("ledger_batch_total", completer.Completer, "_write", lambda self, batch: len(batch)),
+        ("ledger_batch_ack", completer.Completer, "_settle", lambda self, batch: len(batch)),
         ("ledger_apply_sql", ledger, "apply", lambda conn, transitions, *a, **k: len(transitions)),
-        ("fetch_lua", transport.RedisTransport, "_try_fetch", None),
-        ("fetch_total", transport.RedisTransport, "fetch", None),
-        ("claim_wait", server.WorkerRuntime, "claim", None),
-        ("execute_job", server.WorkerRuntime, "execute", None),
-        ("run_job", server.WorkerRuntime, "run", None),
+        ("fetch_lua", redis_transport.RedisTransport, "_try_fetch", None),
+        ("fetch_sqlite", sqlite_transport.SqliteTransport, "_try_fetch", None),
+        ("claim_wait", fetcher.Fetcher, "claim", lambda self, jobs, placed: len(jobs)),
+        ("execute_job", processor.Processor, "run", None),
     ]
     missing = []
     for name, owner, attr, size in spots:
@@ -68,24 +72,19 @@ def install_probes() -> list[str]:
 
 
 def install_async_claim() -> str | None:
-    """What-if: claims return at once (applied) instead of waiting for the ledger commit."""
-    import dataclasses
+    """What-if: a claimed job is ready as soon as its claim is submitted (no wait for the commit)."""
+    from tasks import fetcher
 
-    from tasks import ledger, server
+    def claim(self, jobs, placed):
+        for job in jobs:
+            self.completer.submit(self.claim_pending(job))
+            placed.add(job.delivery.id)
+            job.claimed_at = time.monotonic()
+            with self.cond:
+                self.ready.append(job)
+                self.cond.notify()
 
-    base = getattr(server, "Pending", None)
-    if base is None or not dataclasses.is_dataclass(base) \
-            or "done" not in {f.name for f in dataclasses.fields(base)}:
-        return "engine has no waitable Pending (no synchronous claim to bypass)"
-
-    @dataclasses.dataclass
-    class EagerPending(base):
-        def __post_init__(self):
-            if self.done is not None:
-                self.outcome = ledger.Outcome(self.transition, True, None)
-                self.done.set()
-
-    server.Pending = EagerPending
+    fetcher.Fetcher.claim = claim
     return None
 
 
@@ -124,13 +123,13 @@ def main(argv: list[str]) -> int:
     if "async-claim" in argv[3:]:
         what_if = install_async_claim() or "async-claim"
     from app import create_app
-    from tasks.server import JobConsumer
+    from tasks.server import JobServer
 
     app = create_app()
     started = time.perf_counter()
     try:
         with app.app_context():
-            JobConsumer(app.extensions["jobs"], ["default"], concurrency, False).run()
+            JobServer(app.extensions["jobs"], ["default"], concurrency, False).run()
     finally:
         report = {"wall_s": round(time.perf_counter() - started, 3), "probes": summarize(dict(SAMPLES)),
                   "missing_probes": missing, "what_if": what_if}

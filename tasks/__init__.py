@@ -13,9 +13,10 @@ from tasks.codec import ArgumentError
 from tasks.idempotency import once
 from tasks.lifecycle import IllegalTransition
 from tasks.progress import JobCancelled, JobTimeout
+from tasks.retry import PermanentError
 
 __all__ = ["ArgumentError", "IllegalTransition", "JobCancelled", "JobContext", "JobFunction", "JobTimeout",
-           "UnknownTask", "current_job", "enqueue", "enqueue_many", "init_app", "job", "once", "progress",
+           "PermanentError", "UnknownTask", "current_job", "enqueue", "enqueue_many", "init_app", "job", "once", "progress",
            "transport_error"]
 
 
@@ -23,7 +24,7 @@ def init_app(app: Flask) -> None:
     """Bind the job engine to ``app`` and register the ``jobs`` CLI group."""
     import importlib
 
-    from tasks import audit, demo, idempotency, ledger, progress, recurring, system, unique  # noqa: F401
+    from tasks import audit, demo, idempotency, ledger, progress, queues, recurring, system, unique  # noqa: F401
     from tasks.cli import jobs_cli
     from tasks.engine import JobEngine
 

@@ -55,10 +55,9 @@ class JobDefinition:
 
     def check_call(self, args: Sequence, kwargs: Mapping) -> None:
         """Raise ``TypeError`` naming the problem when ``args``/``kwargs`` don't fit the function."""
-        try:
-            self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.name}: {exc}") from None
+        error = call_shape_error(self.func, len(args), tuple(sorted(kwargs)))
+        if error:
+            raise TypeError(f"{self.name}: {error}")
 
     def check_keys(self, args: Sequence, kwargs: Mapping) -> None:
         """Raise ``ValueError`` when the ``mutex``/``unique`` key templates can't be filled from the arguments."""
@@ -90,6 +89,19 @@ def public_signature(func: Callable) -> inspect.Signature:
     """``func``'s signature without ``context`` (cached: checked on every enqueue)."""
     sig = inspect.signature(func)
     return sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "context"])
+
+
+@functools.lru_cache(maxsize=4096)
+def call_shape_error(func: Callable, positional: int, keywords: tuple[str, ...]) -> str | None:
+    """Why a call with this many positional arguments and these keywords doesn't fit ``func`` (None if it does).
+
+    Binding depends only on the call's shape, not its values, so a bulk enqueue checks it once.
+    """
+    try:
+        public_signature(func).bind(*range(positional), **dict.fromkeys(keywords))
+        return None
+    except TypeError as exc:
+        return str(exc)
 
 
 REGISTRY: dict[str, JobDefinition] = {}
@@ -259,6 +271,8 @@ def due_at(delay: float | timedelta | None, eta: datetime | None) -> float | Non
     """Epoch seconds for ``delay``/``eta``, or None when due now. Naive datetimes are UTC."""
     if delay is not None:
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            raise ValueError(f"delay {seconds!r} is out of range: give a finite number of seconds")
         if seconds < 0:
             raise ValueError(f"delay must be >= 0 seconds, got {seconds}")
         return datetime.now(timezone.utc).timestamp() + seconds if seconds > 0 else None

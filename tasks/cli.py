@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import click
 from flask import current_app
@@ -34,14 +33,13 @@ def parse_json(value: str | None, expected: type, option: str):
 @click.option("--processes", is_flag=True, help="Run workers as processes instead of threads.")
 def worker_command(queues: str | None, concurrency: int, processes: bool) -> None:
     """Run a worker until SIGTERM/SIGINT (graceful: running jobs finish or are handed back)."""
-    from tasks.server import JobConsumer
+    from tasks.server import JobServer
 
     engine = current_app.extensions["jobs"]
     names = [q.strip() for q in (queues or ",".join(engine.settings.default_queues)).split(",") if q.strip()]
-    logging.getLogger("huey").setLevel(logging.WARNING)
     click.echo(f"worker: queues {','.join(names)}, {concurrency} {'processes' if processes else 'threads'}, "
                f"transport {type(engine.transport).__name__}")
-    JobConsumer(engine, names, concurrency, processes).run()
+    JobServer(engine, names, concurrency, processes).run()
 
 
 @jobs_cli.command("enqueue")
@@ -149,6 +147,31 @@ def stats_command(as_json: bool) -> None:
         click.echo(f"{state:<11} {count}")
 
 
+@jobs_cli.group("queues")
+def queues_cli() -> None:
+    """Queues jobs may be sent to."""
+
+
+@queues_cli.command("declare")
+@click.argument("name")
+def queues_declare(name: str) -> None:
+    """Declare queue NAME so that jobs may be enqueued to it (workers fetch it with --queues)."""
+    from tasks import queues
+
+    try:
+        added = queues.declare(name)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"queue {name} {'declared' if added else 'was already declared'}")
+
+
+@queues_cli.command("list")
+def queues_list() -> None:
+    """Every known queue: JOBS_QUEUES, job definitions' own and declared ones."""
+    for name in sorted(current_app.extensions["jobs"].known_queues()):
+        click.echo(name)
+
+
 @jobs_cli.group("recurring")
 def recurring_cli() -> None:
     """Recurring jobs declared in code."""
@@ -178,8 +201,12 @@ def recurring_sync() -> None:
     """Make the table match the code's declarations (the worker leader also does this)."""
     from tasks import recurring
 
-    click.echo("recurring jobs synced: {added} added, {changed} changed, {removed} removed".format(
-        **recurring.sync()))
+    result = recurring.sync()
+    click.echo("recurring jobs synced: {added} added, {changed} changed, {removed} removed".format(**result))
+    if result["errors"]:
+        for recurring_id, error in result["errors"].items():
+            click.echo(f"  {recurring_id}: {error}", err=True)
+        raise click.ClickException(f"{len(result['errors'])} recurring definition(s) could not be synced")
 
 
 @recurring_cli.command("trigger")

@@ -1,4 +1,4 @@
-"""JSON on the wire: job messages, argument validation and Huey's serializer.
+"""JSON on the wire: job messages and argument validation.
 
 Nothing crosses a process as pickle. A message is a small JSON object::
 
@@ -7,13 +7,11 @@ Nothing crosses a process as pickle. A message is a small JSON object::
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from huey.serializer import Serializer
 
 VERSION = 1
 
@@ -30,14 +28,18 @@ class PoisonMessage(ValueError):
         self.reason, self.job_id, self.raw = reason, job_id, raw
 
 
-def check_json(value: Any, name: str) -> None:
-    """Raise ``ArgumentError`` naming ``name`` unless ``value`` is plain JSON data.
+def check_json(value: Any, name: str, allow_nul: bool = True) -> None:
+    """Raise ``ArgumentError`` naming ``name`` unless ``value`` is plain JSON data that survives the trip.
 
     Plain JSON means None, bool, int, finite float, str, lists and dicts with
-    string keys; tuples are accepted as lists. Anything else would not survive
-    the trip to a worker unchanged.
+    string keys; tuples are accepted as lists. Strings must encode as UTF-8 (no lone
+    surrogates) and, where the database refuses it (``allow_nul=False``), hold no NUL.
+    Anything else would not reach a worker unchanged.
     """
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, str):
+        check_text(value, name, allow_nul)
         return
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -45,26 +47,52 @@ def check_json(value: Any, name: str) -> None:
         return
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            check_json(item, f"{name}[{index}]")
+            check_json(item, f"{name}[{index}]", allow_nul)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ArgumentError(f"argument {name!r} is not JSON-serializable: key {key!r} is not a string")
-            check_json(item, f"{name}[{key!r}]")
+            check_text(key, f"{name} key {key!r:.40}", allow_nul)
+            check_json(item, f"{name}[{key!r}]", allow_nul)
         return
     raise ArgumentError(
         f"argument {name!r} is not JSON-serializable: {type(value).__name__} {value!r:.80}"
     )
 
 
-def check_arguments(args: tuple | list, kwargs: dict, parameter_names: list[str] | None = None) -> None:
+def check_text(text: str, name: str, allow_nul: bool = True) -> None:
+    """Raise ``ArgumentError`` unless ``text`` encodes as UTF-8 (and holds no NUL when refused)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArgumentError(f"argument {name!r} can't be encoded as UTF-8: {exc.reason} at position "
+                            f"{exc.start} ({text[exc.start:exc.end]!r})") from None
+    if not allow_nul and "\x00" in text:
+        raise ArgumentError(f"argument {name!r} holds a NUL character (\\x00), which the database refuses")
+
+
+def check_arguments(args: tuple | list, kwargs: dict, parameter_names: list[str] | None = None,
+                    allow_nul: bool = True) -> None:
     """Validate every positional and keyword argument, naming the bad one."""
     names = parameter_names or []
     for index, value in enumerate(args):
-        check_json(value, names[index] if index < len(names) else f"args[{index}]")
+        check_json(value, names[index] if index < len(names) else f"args[{index}]", allow_nul)
     for key, value in kwargs.items():
-        check_json(value, key)
+        if not isinstance(key, str):
+            raise ArgumentError(f"keyword argument names must be strings, got {key!r:.40}")
+        check_text(key, f"keyword {key!r:.40}", allow_nul)
+        check_json(value, key, allow_nul)
+
+
+def encode_arguments(args: list, kwargs: dict, max_bytes: int) -> tuple[str, str]:
+    """``args`` and ``kwargs`` as JSON text; ``ArgumentError`` naming the limit when larger than ``max_bytes``."""
+    encoded = json.dumps(args), json.dumps(kwargs)
+    size = len(encoded[0]) + len(encoded[1])
+    if size > max_bytes:
+        raise ArgumentError(f"arguments are {size:,} bytes as JSON, over the limit of {max_bytes:,} bytes "
+                            f"(JOBS_MAX_ARGS_BYTES)")
+    return encoded
 
 
 @dataclass
@@ -94,9 +122,12 @@ class Delivery:
         return Delivery(**{**asdict(self), "attempt": self.attempt + 1, "eta": eta, "created": time.time()})
 
 
+_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _WIRE.encode(value).encode()
 
 
 def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
@@ -120,46 +151,23 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
     return delivery
 
 
-class JsonSerializer(Serializer):
-    """Huey's serializer with tagged JSON instead of pickle.
+def delivery_from_row(row, attempt: int, eta: float | None) -> Delivery:
+    """A message for a ledger row (id, task, queue, priority, args, kwargs, max_attempts).
 
-    Round-trips what Huey stores (its Message namedtuple, tuples, datetimes and
-    error dicts) so that no Huey code path ever falls back to pickle.
+    Raises ``PoisonMessage`` when the row's arguments aren't JSON of the right shape or
+    can't be encoded (e.g. written by hand, or before enqueue refused them): the caller
+    records that job as Failed and carries on with the others.
     """
-
-    def _serialize(self, data: Any) -> bytes:
-        return json.dumps(self._tag(data), separators=(",", ":")).encode()
-
-    def _deserialize(self, data: bytes) -> Any:
-        return self._untag(json.loads(data))
-
-    def _tag(self, value: Any) -> Any:
-        from huey.registry import Message
-
-        if isinstance(value, Message):
-            return {"__message__": [self._tag(v) for v in value]}
-        if isinstance(value, tuple):
-            return {"__tuple__": [self._tag(v) for v in value]}
-        if isinstance(value, list):
-            return [self._tag(v) for v in value]
-        if isinstance(value, dict):
-            return {"__dict__": [[self._tag(k), self._tag(v)] for k, v in value.items()]}
-        if isinstance(value, dt.datetime):
-            return {"__datetime__": value.isoformat()}
-        return value
-
-    def _untag(self, value: Any) -> Any:
-        from huey.registry import Message
-
-        if isinstance(value, list):
-            return [self._untag(v) for v in value]
-        if isinstance(value, dict):
-            if "__message__" in value:
-                return Message(*[self._untag(v) for v in value["__message__"]])
-            if "__tuple__" in value:
-                return tuple(self._untag(v) for v in value["__tuple__"])
-            if "__datetime__" in value:
-                return dt.datetime.fromisoformat(value["__datetime__"])
-            if "__dict__" in value:
-                return {self._untag(k): self._untag(v) for k, v in value["__dict__"]}
-        return value
+    try:
+        args, kwargs = json.loads(row.args), json.loads(row.kwargs)
+    except (TypeError, ValueError) as exc:
+        raise PoisonMessage(f"arguments in the ledger are not valid JSON: {exc}", row.id) from None
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise PoisonMessage("arguments in the ledger are not a JSON list and object", row.id)
+    delivery = Delivery(row.id, row.task, row.queue, row.priority, args, kwargs, attempt,
+                        max(row.max_attempts, attempt), eta, time.time())
+    try:
+        check_arguments(args, kwargs)  # what enqueue would refuse can't be sent either
+    except ArgumentError as exc:
+        raise PoisonMessage(f"arguments in the ledger can't be sent: {exc}", row.id) from None
+    return delivery

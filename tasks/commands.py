@@ -5,16 +5,14 @@ first: if the process dies in between, the reconciler finishes the job.
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Sequence
 
 from sqlalchemy import select
 
 from app.extensions import db, write_transaction
 from tasks import ledger, lifecycle
-from tasks.codec import Delivery
+from tasks.codec import Delivery, PoisonMessage, delivery_from_row
 from tasks.engine import current_engine
 from tasks.ledger import Job
 from tasks.audit import record_audit  # noqa: F401  (part of the command API)
@@ -29,9 +27,8 @@ DELETABLE = frozenset({lifecycle.ENQUEUED, lifecycle.SCHEDULED, lifecycle.PROCES
 
 
 def delivery_for(job: Job, eta: float | None = None) -> Delivery:
-    """A fresh first-attempt message for a ledger row."""
-    return Delivery(job.id, job.task, job.queue, job.priority, json.loads(job.args), json.loads(job.kwargs),
-                    1, job.max_attempts, eta, time.time())
+    """A fresh first-attempt message for a ledger row (``PoisonMessage`` if its arguments can't be sent)."""
+    return delivery_from_row(job, 1, eta)
 
 
 def _load(job_ids: Sequence[str]) -> list[Job]:
@@ -54,16 +51,29 @@ def requeue(job_ids: Sequence[str], by: str | None = None) -> list[str]:
     A person's requeue gives the job a fresh attempt budget.
     """
     at = ledger.utcnow()
-    jobs = [j for j in _load(job_ids) if j.state in REQUEUEABLE]
+    candidates = [j for j in _load(job_ids) if j.state in REQUEUEABLE]
+    messages = sendable(candidates)
+    jobs = [j for j in candidates if j.id in messages]
     reason = f"Requeued by {by}" if by else "Requeued"
     fresh = {"enqueued_at": at, "attempt": 0, "progress": None, "progress_message": None,
              "cancel_requested_at": None, "cancel_reason": None}
     done = _apply([Transition(j.id, lifecycle.ENQUEUED, at, reason, expected=REQUEUEABLE, fields=fresh,
                               data={"by": by, "queue": j.queue}) for j in jobs])
     engine = current_engine()
-    engine.dispatch([delivery_for(j) for j in jobs if j.id in done])
+    engine.dispatch([messages[j.id] for j in jobs if j.id in done])
     db.session.expire_all()
     return [j.id for j in jobs if j.id in done]
+
+
+def sendable(jobs: list[Job]) -> dict[str, Delivery]:
+    """Messages for the rows that can become one; a poison row can't be requeued (it stays as it is)."""
+    messages = {}
+    for job in jobs:
+        try:
+            messages[job.id] = delivery_for(job)
+        except PoisonMessage:
+            continue
+    return messages
 
 
 def trigger(job_ids: Sequence[str], by: str | None = None) -> list[str]:

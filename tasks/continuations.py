@@ -5,14 +5,11 @@ Deleted otherwise); ``"finished"`` runs it after any final state.
 """
 from __future__ import annotations
 
-import json
-import time
-
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from tasks import ledger, lifecycle
-from tasks.codec import Delivery
+from tasks.codec import Delivery, PoisonMessage, delivery_from_row
 from tasks.ledger import jobs_table
 from tasks.lifecycle import Transition
 
@@ -38,11 +35,17 @@ def resolve(conn: Connection, parents: dict[str, str]) -> list[Delivery]:
     for child in children:
         parent_state = parents[child.parent_id]
         if parent_state == lifecycle.SUCCEEDED or child.continue_on == ON_FINISHED:
+            try:
+                deliveries.append(delivery_from_row(child, 1, None))
+            except PoisonMessage as poison:  # this child fails; its siblings are released
+                transitions.append(Transition(child.id, lifecycle.FAILED, at, ledger.clip(poison.reason, 1000),
+                                              fields={"finished_at": at, "exception_type": "PoisonMessage",
+                                                      "exception_message": poison.reason},
+                                              data={"parent": child.parent_id}))
+                continue
             transitions.append(Transition(child.id, lifecycle.ENQUEUED, at,
                                           f"Parent {child.parent_id} {parent_state.lower()}",
                                           fields={"enqueued_at": at}, data={"parent": child.parent_id}))
-            deliveries.append(Delivery(child.id, child.task, child.queue, child.priority, json.loads(child.args),
-                                       json.loads(child.kwargs), 1, child.max_attempts, None, time.time()))
         else:
             transitions.append(Transition(child.id, lifecycle.DELETED, at,
                                           f"Parent {child.parent_id} ended {parent_state}; continuation skipped",

@@ -1,26 +1,29 @@
-"""The job engine bound to one Flask app: transport (Huey storage) + ledger + dispatch.
+"""The job engine bound to one Flask app: transport + ledger + dispatch.
 
 This is the *client* side (Hangfire's BackgroundJobClient): it validates, writes
 the ledger and pushes messages. The worker side lives in ``tasks.server``.
+
+A call outside a request costs one ledger commit and one transport round trip; inside
+a request with pending writes it joins the request's transaction (no commit of its own)
+and pushes after that commit.
 """
 from __future__ import annotations
 
-import os
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context, has_request_context
-from huey import Huey
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.extensions import db, write_transaction
 from tasks import continuations, ledger, lifecycle, unique
 from tasks.api import JobDefinition
-from tasks.codec import Delivery, JsonSerializer, check_arguments
+from tasks.codec import Delivery, check_arguments, encode_arguments
 from tasks.ledger import NewJob
-from tasks.transport import Outgoing, RedisTransport, SqliteTransport
+from tasks.transport import Outgoing, Transport, open_transport, transport_url
 
 PENDING_KEY = "jobs_pending_dispatch"
 WROTE_KEY = "jobs_session_wrote"
@@ -38,6 +41,9 @@ class Settings:
     reconcile_interval: float = 30.0
     reconcile_grace: float = 10.0  # don't re-dispatch jobs younger than this
     backoff_scale: float = 1.0  # multiplies every retry delay (staging and tests retry faster)
+    max_args_bytes: int = 256 * 1024  # arguments larger than this as JSON are refused at enqueue
+    prefetch_budget: float = 0.05  # seconds of expected work a worker may hold per thread beyond running jobs
+    hold_limit: float = 1.0  # a claimed job not started within this many seconds is handed back
 
     @classmethod
     def from_config(cls, config: Mapping) -> "Settings":
@@ -52,16 +58,10 @@ class Settings:
             reconcile_interval=float(config.get("JOBS_RECONCILE_INTERVAL", 30.0)),
             reconcile_grace=float(config.get("JOBS_RECONCILE_GRACE", 10.0)),
             backoff_scale=float(config.get("JOBS_BACKOFF_SCALE", 1.0)),
+            max_args_bytes=int(config.get("JOBS_MAX_ARGS_BYTES", 256 * 1024)),
+            prefetch_budget=float(config.get("JOBS_PREFETCH_BUDGET", 0.05)),
+            hold_limit=float(config.get("JOBS_HOLD_LIMIT", 1.0)),
         )
-
-
-def build_huey(app: Flask) -> Huey:
-    """Huey with our transport as its storage: Redis when ``REDIS_URL`` is set, else SQLite."""
-    url = app.config.get("REDIS_URL")
-    if url:
-        return Huey("jobs", storage_class=RedisTransport, url=url, serializer=JsonSerializer(), results=False)
-    path = app.config.get("JOBS_SQLITE_PATH") or os.path.join(app.instance_path, "jobs-transport.db")
-    return Huey("jobs", storage_class=SqliteTransport, filename=path, serializer=JsonSerializer(), results=False)
 
 
 class JobEngine:
@@ -70,8 +70,8 @@ class JobEngine:
     def __init__(self, app: Flask):
         self.app = app
         self.settings = Settings.from_config(app.config)
-        self.huey = build_huey(app)
-        self.transport: RedisTransport | SqliteTransport = self.huey.storage
+        self.transport: Transport = open_transport(transport_url(app.config, app.instance_path))
+        self._declared: set[str] = set()  # queues seen declared in the ledger (cached)
 
     # -- enqueue -----------------------------------------------------------
     def enqueue_many(self, job: JobDefinition, calls: Sequence[tuple[Sequence, Mapping]], *,
@@ -86,8 +86,8 @@ class JobEngine:
         """
         queue = queue or job.queue
         priority = job.priority if priority is None else int(priority)
-        if not isinstance(queue, str) or not queue or len(queue) > 64:
-            raise ValueError(f"queue must be a non-empty name of at most 64 characters, got {queue!r}")
+        self.check_queue(queue)
+        check_due(due)
         if continue_on not in continuations.CONTINUE_ON:
             raise ValueError(f"continue_on must be one of {', '.join(continuations.CONTINUE_ON)}")
         state = lifecycle.AWAITING if after else lifecycle.SCHEDULED if due else lifecycle.ENQUEUED
@@ -95,9 +95,11 @@ class JobEngine:
         names = job.parameter_names()
         batch = Batch()
         created = time.time()
+        allow_nul = db.engine.dialect.name != "postgresql"
         for args, kwargs in calls:
             args, kwargs = list(args), dict(kwargs or {})
-            check_arguments(args, kwargs, names)
+            check_arguments(args, kwargs, names, allow_nul)
+            encoded = encode_arguments(args, kwargs, self.settings.max_args_bytes)
             job.check_call(args, kwargs)
             job.check_keys(args, kwargs)
             job_id = ledger.new_job_id()
@@ -105,13 +107,35 @@ class JobEngine:
                 job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs, state,
                 job.retry.attempts, ledger.from_epoch(due) or occurrence, who,
                 reason="Scheduled by client" if due else f"Recurring job {recurring_id}" if recurring_id else "",
-                parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id))
+                parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id,
+                encoded=encoded))
             batch.keys.append(unique.key_for(job.name, job.unique, args, kwargs) if job.unique else None)
             if not after:
                 batch.deliveries[job_id] = Delivery(job_id, job.name, queue, priority, args, kwargs, 1,
                                                     job.retry.attempts, due, created)
         batch.window = job.unique_window
         return self.record_and_dispatch(batch)
+
+    def known_queues(self) -> set[str]:
+        """Queues jobs may be sent to: ``JOBS_QUEUES``, every job definition's own, and declared ones."""
+        from tasks import api, queues
+
+        return set(self.settings.default_queues) | {d.queue for d in api.REGISTRY.values()} | \
+            self._declared | set(queues.declared())
+
+    def check_queue(self, queue) -> None:
+        """Raise ``ValueError`` listing the known queues unless ``queue`` is one of them."""
+        from tasks import api, queues
+
+        if not isinstance(queue, str) or not queue or len(queue) > 64:
+            raise ValueError(f"queue must be a non-empty name of at most 64 characters, got {queue!r}")
+        if queue in self.settings.default_queues or queue in self._declared:
+            return
+        if any(d.queue == queue for d in api.REGISTRY.values()) or queue in queues.declared():
+            self._declared.add(queue)
+            return
+        raise ValueError(f"unknown queue {queue!r}; known queues: {', '.join(sorted(self.known_queues()))} "
+                         f"(declare one with JOBS_QUEUES, a job's queue= or 'jobs queues declare NAME')")
 
     def record_and_dispatch(self, batch: "Batch") -> list[str]:
         """Write the ledger rows, then push: after the request's commit when it has pending writes."""
@@ -165,6 +189,16 @@ class Batch:
     keys: list[str | None] = field(default_factory=list)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     window: float = 86400.0
+
+
+#: The latest due time accepted (year 9000): later ones are almost certainly mistakes.
+MAX_DUE = 221845392000.0
+
+
+def check_due(due: float | None) -> None:
+    """Raise ``ValueError`` for a due time that isn't a finite moment before the year 9000."""
+    if due is not None and (not math.isfinite(due) or not 0 <= due <= MAX_DUE):
+        raise ValueError(f"due time {due!r} is out of range: give a delay or eta before the year 9000")
 
 
 def outgoing(delivery: Delivery) -> Outgoing:

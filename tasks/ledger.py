@@ -6,6 +6,7 @@ changes, validated against ``tasks.lifecycle``) and ``insert_jobs`` (new jobs).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, bindparam, delete, func, insert
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, bindparam, delete, func
+from sqlalchemy import insert
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -195,12 +197,13 @@ class NewJob:
     parent_id: str | None = None
     continue_on: str | None = None
     recurring_id: str | None = None
+    encoded: tuple[str, str] | None = None  # args and kwargs as JSON, when the caller has them already
 
     def row(self, now: datetime) -> dict:
         """The ``jobs`` row for this job."""
         return {
             "id": self.id, "task": self.task, "display_name": self.display_name, "queue": self.queue,
-            "priority": self.priority, "args": json.dumps(self.args), "kwargs": json.dumps(self.kwargs),
+            "priority": self.priority, **self.arguments_json(),
             "state": self.state, "state_reason": self.reason, "state_changed_at": now, "attempt": 0,
             "max_attempts": self.max_attempts, "created_at": now,
             "enqueued_at": now if self.state == lifecycle.ENQUEUED else None,
@@ -211,26 +214,72 @@ class NewJob:
             "parent_id": self.parent_id, "continue_on": self.continue_on, "recurring_id": self.recurring_id,
         }
 
+    def arguments_json(self) -> dict[str, str]:
+        """The ``args`` and ``kwargs`` columns."""
+        args, kwargs = self.encoded or (json.dumps(self.args), json.dumps(self.kwargs))
+        return {"args": args, "kwargs": kwargs}
+
     def history_row(self, now: datetime) -> dict:
         """The first ``job_states`` row for this job."""
-        data: dict[str, Any] = {"queue": self.queue}
-        if self.scheduled_for:
-            data["scheduled_for"] = self.scheduled_for.isoformat()
         return {"job_id": self.id, "state": self.state, "reason": self.reason, "created_at": now,
-                "data": json.dumps(data)}
+                "data": history_data(self.queue, self.scheduled_for)}
+
+
+@functools.lru_cache(maxsize=256)
+def history_data(queue: str, scheduled_for: datetime | None) -> str:
+    """The data of a job's first history row (cached: a bulk enqueue repeats it)."""
+    data: dict[str, Any] = {"queue": queue}
+    if scheduled_for:
+        data["scheduled_for"] = scheduled_for.isoformat()
+    return json.dumps(data)
 
 
 def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
-    """Create ``new_jobs`` (rows, first history rows and counters) on ``conn``."""
+    """Create ``new_jobs`` (rows, first history rows and counters) on ``conn``: three statements in all."""
     if not new_jobs:
         return
     now = utcnow()
-    conn.execute(insert(jobs_table), [job.row(now) for job in new_jobs])
-    conn.execute(insert(states_table), [job.history_row(now) for job in new_jobs])
+    insert_rows(conn, jobs_table.name, [job.row(now) for job in new_jobs])
+    insert_rows(conn, states_table.name, [job.history_row(now) for job in new_jobs])
     deltas: dict[str, int] = defaultdict(int)
     for job in new_jobs:
         deltas[job.state] += 1
     add_counts(conn, deltas)
+
+
+#: From this many rows on, PostgreSQL gets them by COPY instead of a multi-row INSERT.
+COPY_FROM = 200
+#: Timestamp columns per table (converted for SQLite by ``insert_rows``).
+TIMESTAMPS = {table.name: frozenset(c.name for c in table.columns if isinstance(c.type, DateTime))
+              for table in (jobs_table, states_table)}
+
+
+def insert_rows(conn: Connection, table: str, rows: list[dict]) -> None:
+    """INSERT plain rows (every row with the same keys) straight through the driver.
+
+    Enqueue is the hot path: this skips SQLAlchemy's per-row parameter processing. SQLite
+    gets one ``executemany`` (timestamps in SQLAlchemy's own text format); PostgreSQL gets
+    ``COPY ... FROM STDIN`` for large batches and ``executemany`` (pipelined by psycopg) else.
+    """
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        values = [[row[c] for c in columns] for row in rows]
+        if len(rows) >= COPY_FROM:
+            with conn.connection.dbapi_connection.cursor() as cursor:
+                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for value in values:
+                        copy.write_row(value)
+            return
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})",
+                             [tuple(v) for v in values])
+        return
+    stamps = TIMESTAMPS[table]
+    if stamps & set(columns):  # SQLite stores timestamps as SQLAlchemy's text: YYYY-MM-DD HH:MM:SS.ffffff
+        rows = [{**row, **{c: row[c].isoformat(" ", "microseconds") for c in stamps if row.get(c) is not None}}
+                for row in rows]
+    values = [tuple(row[c] for c in columns) for row in rows]
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", values)
 
 
 def add_counts(conn: Connection, deltas: dict[str, int]) -> None:

@@ -13,21 +13,41 @@ Who moves a job, and why (the ``reason`` kept in its history row):
 ============================  =====================================================
 Enqueued / Scheduled          the client (``enqueue``, ``schedule``); Awaiting for a continuation
 Scheduled → Enqueued          the scheduler, when due ("Due"); a person ("Requeued by …")
-Enqueued|Scheduled → Processing  a worker's claim, before it runs the job ("Attempt n of m")
+Enqueued|Scheduled → Processing  a worker's fetcher claims it before a thread may run it ("Attempt n of m")
 Processing → Succeeded        the job returned ("Completed", result, duration)
 Processing → Scheduled        the job raised and has attempts left ("Retry attempt …")
 Processing → Failed           the job raised on its last attempt, or the message was poison
-Processing → Enqueued         graceful hand-back at shutdown; recovery of a dead worker's job
+Processing → Enqueued         hand-back: at shutdown, a claimed job no thread started within the hold
+                              limit, a dead worker's job recovered (fenced on the worker that had it)
 Processing → Processing       a redelivered job claimed again by another worker
 Processing → Deleted          the job stopped after a cancel request ("Cancelled: …")
 Enqueued → Scheduled          its mutex was taken: rescheduled, not failed ("Waiting for mutex …")
 Awaiting → Enqueued|Deleted   its parent finished (succeeded, or failed when only success counts)
+any non-final → Failed        its message or ledger row can't be decoded (poison), with the reason
 any non-final → Deleted       a person deleted it
 ============================  =====================================================
 
 Each transition writes one history row (state, reason, time, data) and updates the job
 row's columns listed in ``RECORDS``. The ledger applies transitions; nothing else
 changes a job's state.
+
+Where the worker pipeline (``tasks.server``) moves a job, in order::
+
+    transport queue ──fetch──► in flight ──claim──► Processing ──run──► outcome ──commit──► final state ──► ack
+                     Fetcher              (Completer batch)   Processor         (Completer batch)        transport
+
+* The **fetcher** moves a message into the worker's in-flight set and submits the claim
+  (→ Processing). Only a claim the ledger accepts lets the job run, so a job deleted or
+  finished in the ledger before the worker took it never runs. It holds at most one job
+  per idle thread plus a prefetch of short jobs (by measured run time); a claimed job no
+  thread starts within ``JOBS_HOLD_LIMIT`` (1 s) is handed back. So **Processing means a
+  thread has the job**, or will within that limit — in practice within milliseconds.
+* The **processor** runs the job and returns an outcome; it writes nothing.
+* The **completer** writes claims and outcomes in order, in batches that grow with the
+  backlog, and only after a batch commits acknowledges (or reschedules) its messages:
+  **a job leaves the transport only after its final state is committed**.
+* **Recovery** (maintenance) moves due jobs, re-enqueues a dead worker's in-flight jobs,
+  and — on the leader — re-dispatches what the transport lost and expires old jobs.
 """
 from __future__ import annotations
 
@@ -53,8 +73,8 @@ EXPIRING_STATES = frozenset({SUCCEEDED, DELETED})
 #: state -> the states a job may move to from it. ``None`` is "not yet created".
 TRANSITIONS: dict[str | None, frozenset[str]] = {
     None: frozenset({ENQUEUED, SCHEDULED, AWAITING}),
-    AWAITING: frozenset({ENQUEUED, DELETED}),
-    SCHEDULED: frozenset({ENQUEUED, PROCESSING, DELETED}),
+    AWAITING: frozenset({ENQUEUED, DELETED, FAILED}),
+    SCHEDULED: frozenset({ENQUEUED, PROCESSING, DELETED, FAILED}),
     ENQUEUED: frozenset({PROCESSING, SCHEDULED, DELETED, FAILED}),
     # Processing → Processing: a redelivered message (its worker was lost) claimed again
     PROCESSING: frozenset({PROCESSING, SUCCEEDED, FAILED, SCHEDULED, ENQUEUED, DELETED}),

@@ -1,6 +1,6 @@
 """Recovery and upkeep: nothing in the ledger is lost because the transport forgot it.
 
-Run by every worker's scheduler thread (``Maintenance.tick``):
+Run once a second by each worker's maintenance thread (``Maintenance.tick``):
 
 * **due jobs** — the transport moves due scheduled jobs atomically; we record it;
 * **dead workers** — a worker whose heartbeat is older than ``JOBS_DEAD_AFTER``
@@ -9,14 +9,16 @@ Run by every worker's scheduler thread (``Maintenance.tick``):
   leases follow heartbeats, not a fixed timeout;
 * **reconciler** (one leader at a time) — jobs the ledger says are Enqueued,
   Scheduled or Processing that the transport no longer holds (Redis restarted
-  without persistence, FLUSHALL, failover, a crash between commit and push) are
-  dispatched again from the ledger;
+  without persistence, FLUSHALL, failover, a deleted transport file, a crash between
+  commit and push) are dispatched again from the ledger;
 * **janitor** (one leader at a time) — Succeeded and Deleted jobs older than the
   retention period are deleted in small batches; counters are compacted.
+
+Every duty survives a single bad row or message: that job goes to Failed with the
+reason and the others carry on in the same run.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import timedelta
@@ -25,71 +27,67 @@ from sqlalchemy import delete, select
 
 from app.extensions import db, write_transaction
 from tasks import continuations, idempotency, ledger, lifecycle, recurring, unique
-from tasks.codec import Delivery
+from tasks.codec import Delivery, PoisonMessage, delivery_from_row
+from tasks.completer import Completer, Pending, handed_back
 from tasks.engine import outgoing
 from tasks.ledger import jobs_table, states_table
 from tasks.lifecycle import Transition
-from tasks.writer import Pending
+from tasks.transport import Transport
 
 log = logging.getLogger("tasks.recovery")
 
 LEADER_ROLE = "maintenance"  # one worker at a time reconciles and cleans
 
 
-def record_due(runtime, job_ids: list[str]) -> None:
+def record_due(completer: Completer, job_ids: list[str]) -> None:
     """Record Scheduled → Enqueued for jobs the transport moved to their queues."""
     at = ledger.utcnow()
     for job_id in job_ids:
-        runtime.writer.submit(Pending(Transition(job_id, lifecycle.ENQUEUED, at, "Due", fields={"enqueued_at": at},
-                                                 expected=frozenset({lifecycle.SCHEDULED}))))
+        completer.submit(Pending(Transition(job_id, lifecycle.ENQUEUED, at, "Due", fields={"enqueued_at": at},
+                                            expected=frozenset({lifecycle.SCHEDULED}))))
 
 
-def recover_dead_workers(runtime) -> list[str]:
+def recover_dead_workers(transport: Transport, completer: Completer, worker_id: str,
+                         dead_after: float) -> list[str]:
     """Re-enqueue the in-flight jobs of workers that stopped beating; returns the job ids."""
-    transport, settings = runtime.transport, runtime.engine.settings
-    dead = transport.claim_dead(settings.dead_after)
-    live = {w["id"] for w in transport.workers()} | {runtime.worker_id}
+    dead = transport.claim_dead(dead_after)
+    live = {w["id"] for w in transport.workers()} | {worker_id}
     dead += [w for w in transport.orphaned_inflight(live) if w not in dead]
     recovered: list[str] = []
-    at = ledger.utcnow()
-    for worker_id in dead:
-        moved = transport.hand_back(worker_id, None, lost=True)
+    for lost in dead:
+        moved = transport.hand_back(lost, None, lost=True)
         if moved:
-            log.warning("worker %s is dead; re-enqueued %d job(s)", worker_id, len(moved))
+            log.warning("worker %s is dead; re-enqueued %d job(s)", lost, len(moved))
         for job_id in moved:
-            runtime.writer.submit(Pending(Transition(
-                job_id, lifecycle.ENQUEUED, at, f"Worker {worker_id} lost; re-enqueued",
-                expected=frozenset({lifecycle.PROCESSING}), expected_worker=worker_id,
-                fields={"enqueued_at": at}, data={"lost_worker": worker_id})))
+            completer.submit(handed_back(job_id, lost, f"Worker {lost} lost; re-enqueued", lost=True))
         recovered += moved
     return recovered
 
 
 def redelivery(row) -> Delivery:
-    """The message to send again for a ledger row the transport lost."""
+    """The message to send again for a ledger row the transport lost (``PoisonMessage`` if it can't be)."""
     if row.state == lifecycle.SCHEDULED:
         attempt, eta = row.attempt + 1, ledger.to_epoch(row.scheduled_for)
     elif row.state == lifecycle.PROCESSING:
         attempt, eta = row.attempt + 1, None
     else:
         attempt, eta = max(1, row.attempt), None
-    return Delivery(row.id, row.task, row.queue, row.priority, json.loads(row.args), json.loads(row.kwargs),
-                    attempt, max(row.max_attempts, attempt), eta, time.time())
+    return delivery_from_row(row, attempt, eta)
 
 
-def reconcile(runtime, batch: int = 500) -> list[str]:
+def reconcile(transport: Transport, grace: float, batch: int = 500) -> list[str]:
     """Dispatch again every live ledger job the transport no longer holds; returns their ids."""
-    transport, settings = runtime.transport, runtime.engine.settings
-    cutoff = ledger.utcnow() - timedelta(seconds=settings.reconcile_grace)
+    cutoff = ledger.utcnow() - timedelta(seconds=grace)
     live_workers = {w["id"] for w in transport.workers()}
     c = jobs_table.c
     query = (select(c.id, c.task, c.queue, c.priority, c.args, c.kwargs, c.state, c.attempt, c.max_attempts,
                     c.scheduled_for, c.worker)
-             .where(c.state.in_(lifecycle.LIVE_STATES), c.state_changed_at < cutoff).order_by(c.id).limit(batch))
-    dispatched: list[str] = []
+             .where(c.state.in_(lifecycle.LIVE_STATES), c.state_changed_at < cutoff)
+             .order_by(c.id).limit(batch))
     with write_transaction() as conn:
         released = continuations.resolve(conn, continuations.stranded(conn))
-    runtime.engine.dispatch(released)
+    transport.push([outgoing(d) for d in released])
+    dispatched: list[str] = []
     after = ""
     while True:
         with db.engine.connect() as conn:
@@ -101,22 +99,41 @@ def reconcile(runtime, batch: int = 500) -> list[str]:
         lost = [r for r in rows if r.id not in held
                 and not (r.state == lifecycle.PROCESSING and r.worker in live_workers)]
         if lost:
-            resend(runtime, lost)
-            dispatched += [r.id for r in lost]
+            dispatched += resend(transport, lost)
 
 
-def resend(runtime, rows) -> None:
-    """Record and push again jobs the transport lost."""
+def resend(transport: Transport, rows) -> list[str]:
+    """Record and push again jobs the transport lost; a row that can't become a message goes to Failed."""
     at = ledger.utcnow()
-    lost_processing = [r for r in rows if r.state == lifecycle.PROCESSING]
+    messages, transitions, poisoned = [], [], []
+    for row in rows:
+        try:
+            messages.append(outgoing(redelivery(row)))
+        except PoisonMessage as poison:
+            poisoned.append(row.id)
+            transitions.append(ledger_poison(row.id, at, f"Reconciler: {poison.reason}"))
+            continue
+        if row.state == lifecycle.PROCESSING:
+            transitions.append(Transition(row.id, lifecycle.ENQUEUED, at,
+                                          f"Reconciler: transport lost the job (worker {row.worker} gone)",
+                                          expected=frozenset({lifecycle.PROCESSING}),
+                                          expected_worker=row.worker,
+                                          fields={"enqueued_at": at}, data={"lost_worker": row.worker}))
     with write_transaction() as conn:
-        ledger.apply(conn, [Transition(r.id, lifecycle.ENQUEUED, at,
-                                       f"Reconciler: transport lost the job (worker {r.worker} gone)",
-                                       expected=frozenset({lifecycle.PROCESSING}), expected_worker=r.worker,
-                                       fields={"enqueued_at": at}, data={"lost_worker": r.worker})
-                            for r in lost_processing])
-    runtime.transport.push([outgoing(redelivery(r)) for r in rows])
-    log.warning("reconciler re-dispatched %d job(s) the transport had lost", len(rows))
+        ledger.apply(conn, transitions)
+    transport.push(messages)
+    if poisoned:
+        log.error("reconciler failed %d job(s) whose ledger rows can't become messages", len(poisoned))
+    log.warning("reconciler re-dispatched %d job(s) the transport had lost", len(messages))
+    return [m.job_id for m in messages]
+
+
+def ledger_poison(job_id: str, at, reason: str) -> Transition:
+    """A live job whose ledger row can't become a message: Failed with the reason."""
+    return Transition(job_id, lifecycle.FAILED, at, ledger.clip(reason, 1000),
+                      expected=lifecycle.LIVE_STATES | {lifecycle.AWAITING},
+                      fields={"finished_at": at, "exception_type": "PoisonMessage",
+                              "exception_message": reason}, data={"exception_type": "PoisonMessage"})
 
 
 def expire_finished(retention: timedelta, batch: int = 1000, budget: float = 2.0) -> int:
@@ -128,8 +145,8 @@ def expire_finished(retention: timedelta, batch: int = 1000, budget: float = 2.0
     for state in sorted(lifecycle.EXPIRING_STATES):
         while time.monotonic() < deadline:
             with write_transaction() as conn:
-                ids = [r.id for r in conn.execute(select(c.id).where(c.state == state, c.state_changed_at < cutoff)
-                                                  .limit(batch))]
+                old = select(c.id).where(c.state == state, c.state_changed_at < cutoff).limit(batch)
+                ids = [r.id for r in conn.execute(old)]
                 if not ids:
                     break
                 conn.execute(delete(states_table).where(states_table.c.job_id.in_(ids)))
@@ -142,11 +159,11 @@ def expire_finished(retention: timedelta, batch: int = 1000, budget: float = 2.0
 
 
 class Maintenance:
-    """Periodic duties of a worker's scheduler thread, each on its own interval."""
+    """Periodic duties of a worker, each on its own interval, given only what they need."""
 
-    def __init__(self, runtime):
-        self.runtime = runtime
-        self.settings = runtime.engine.settings
+    def __init__(self, app, transport: Transport, completer: Completer, worker_id: str, settings):
+        self.app, self.transport, self.completer = app, transport, completer
+        self.worker_id, self.settings = worker_id, settings
         self.next_run: dict[str, float] = {}
 
     def due(self, duty: str, interval: float) -> bool:
@@ -163,45 +180,53 @@ class Maintenance:
         Renewed every tick with a lease of twice the dead-worker threshold, so a
         dead leader is replaced about as fast as a dead worker is recovered.
         """
-        return self.runtime.transport.lead(LEADER_ROLE, self.runtime.worker_id, 2 * self.settings.dead_after)
+        return self.transport.lead(LEADER_ROLE, self.worker_id, 2 * self.settings.dead_after)
 
     def tick(self) -> None:
         """Run whatever is due; each duty's failure is logged, never raised."""
-        runtime = self.runtime
-        with runtime.app.app_context():
-            self.guard("due jobs", lambda: record_due(runtime, runtime.transport.move_due()))
+        settings = self.settings
+        with self.app.app_context():
+            self.guard("due jobs", lambda: record_due(self.completer, self.transport.move_due()))
             if self.due("recover", 1.0):
-                self.guard("recovery", lambda: recover_dead_workers(runtime))
+                self.guard("recovery", lambda: recover_dead_workers(self.transport, self.completer,
+                                                                    self.worker_id, settings.dead_after))
             leader = self.guard("leader lease", self.leads)
             if leader and self.due("recurring sync", 300.0):
                 self.guard("recurring sync", recurring.sync)
             if leader:
                 self.guard("recurring jobs", recurring.run_due)
-            if leader and self.due("reconcile", self.settings.reconcile_interval):
-                self.guard("reconciler", lambda: reconcile(runtime))
+            if leader and self.due("reconcile", settings.reconcile_interval):
+                self.guard("reconciler", lambda: reconcile(self.transport, settings.reconcile_grace))
             if leader and self.due("janitor", 60.0):
                 self.guard("janitor", self.clean)
 
     def clean(self) -> None:
         """Expire old finished jobs and idempotency keys; compact counters."""
         retention = timedelta(seconds=self.settings.retention_seconds)
-        removed = expire_finished(retention)
-        idempotency.forget_before(ledger.utcnow() - max(retention, timedelta(days=7)))
-        unique.forget_expired(ledger.utcnow())
-        now = ledger.utcnow()
-        with db.engine.begin() as conn:
-            ledger.compact_counts(conn)
-            ledger.fold_throughput(conn, older_than=now - timedelta(minutes=1), roll_up_before=now - timedelta(hours=1))
-            conn.execute(delete(ledger.throughput_table).where(ledger.throughput_table.c.bucket
-                                                               < now - timedelta(days=8)))
+        removed = self.guard("retention", lambda: expire_finished(retention))
+        self.guard("idempotency keys", lambda: idempotency.forget_before(
+            ledger.utcnow() - max(retention, timedelta(days=7))))
+        self.guard("unique keys", lambda: unique.forget_expired(ledger.utcnow()))
+        self.guard("counters", compact)
         if removed:
             log.info("janitor expired %d finished job(s)", removed)
 
     def guard(self, duty: str, action):
-        """Run ``action`` and return its value; log its failure (None) so the scheduler keeps running."""
+        """Run ``action`` and return its value; log its failure (None) so maintenance keeps running."""
         try:
             return action()
         except Exception:  # noqa: BLE001
             log.exception("%s failed; will retry", duty)
             db.session.rollback()
             return None
+
+
+def compact() -> None:
+    """Fold counter deltas and throughput buckets; drop throughput older than 8 days."""
+    now = ledger.utcnow()
+    with db.engine.begin() as conn:
+        ledger.compact_counts(conn)
+        ledger.fold_throughput(conn, older_than=now - timedelta(minutes=1),
+                               roll_up_before=now - timedelta(hours=1))
+        conn.execute(delete(ledger.throughput_table).where(ledger.throughput_table.c.bucket
+                                                           < now - timedelta(days=8)))

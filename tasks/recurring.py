@@ -97,6 +97,11 @@ def check_schedule(cron: str, tz: str, misfire: str = "relaxed") -> None:
         raise ValueError(f"unknown time zone {tz!r}") from None
     if misfire not in MISFIRE_POLICIES:
         raise ValueError(f"misfire must be one of {', '.join(MISFIRE_POLICIES)}, got {misfire!r}")
+    try:
+        next_run(cron, tz, utcnow())
+    except Exception:  # noqa: BLE001 - croniter gives up on dates that don't exist (30 February)
+        raise ValueError(f"cron expression {cron!r} never fires (no such date within the years croniter "
+                         f"searches)") from None
 
 
 def recurring(recurring_id: str, cron: str, tz: str = "UTC", queue: str | None = None, args=(), kwargs=None,
@@ -175,35 +180,53 @@ def due_runs(row: RecurringJob, now: datetime) -> tuple[list[datetime], datetime
     return [], following  # skip
 
 
-def sync(now: datetime | None = None) -> dict[str, int]:
-    """Make the table match the code's definitions (keeps ``enabled``); returns counts."""
+def sync(now: datetime | None = None) -> dict:
+    """Make the table match the code's definitions (keeps ``enabled``); returns counts and errors.
+
+    A definition that can't be synced (a schedule that never fires, an unknown task) is
+    reported under ``errors`` by id and skipped; the others are synced all the same.
+    """
     now = now or utcnow()
     rows = {r.id: r for r in db.session.scalars(select(RecurringJob))}
     added = changed = 0
+    errors: dict[str, str] = {}
     for definition in DEFINITIONS.values():
-        row = rows.get(definition.id)
-        values = {"task": definition.task, "cron": definition.cron, "timezone": definition.tz,
-                  "queue": definition.queue or api.definition(definition.task).queue,
-                  "args": json.dumps(definition.args), "kwargs": json.dumps(definition.kwargs),
-                  "misfire": definition.misfire}
-        if row is None:
-            row = RecurringJob(id=definition.id, enabled=True, created_at=now, updated_at=now, **values)
-            row.next_run_at = next_run(row.cron, row.timezone, now)
-            db.session.add(row)
-            added += 1
-        elif any(getattr(row, k) != v for k, v in values.items()):
-            schedule_changed = (row.cron, row.timezone) != (values["cron"], values["timezone"])
-            for key, value in values.items():
-                setattr(row, key, value)
-            if schedule_changed:
-                row.next_run_at = next_run(row.cron, row.timezone, now)
-            row.updated_at = now
-            changed += 1
+        try:
+            check_schedule(definition.cron, definition.tz, definition.misfire)
+            counted = sync_one(definition, rows.get(definition.id), now)
+        except Exception as exc:  # noqa: BLE001 - one bad definition never stops the others
+            errors[definition.id] = f"{type(exc).__name__}: {exc}"
+            log.error("recurring job %s not synced: %s", definition.id, errors[definition.id])
+            continue
+        added += counted == "added"
+        changed += counted == "changed"
     removed = [r for r in rows if r not in DEFINITIONS]
     if removed:
         db.session.execute(delete(RecurringJob).where(RecurringJob.id.in_(removed)))
     db.session.commit()
-    return {"added": added, "changed": changed, "removed": len(removed)}
+    return {"added": added, "changed": changed, "removed": len(removed), "errors": errors}
+
+
+def sync_one(definition: RecurringDefinition, row: RecurringJob | None, now: datetime) -> str | None:
+    """Add or update one definition's row; returns "added", "changed" or None."""
+    values = {"task": definition.task, "cron": definition.cron, "timezone": definition.tz,
+              "queue": definition.queue or api.definition(definition.task).queue,
+              "args": json.dumps(definition.args), "kwargs": json.dumps(definition.kwargs),
+              "misfire": definition.misfire}
+    if row is None:
+        row = RecurringJob(id=definition.id, enabled=True, created_at=now, updated_at=now, **values)
+        row.next_run_at = next_run(row.cron, row.timezone, now)
+        db.session.add(row)
+        return "added"
+    if any(getattr(row, k) != v for k, v in values.items()):
+        schedule_changed = (row.cron, row.timezone) != (values["cron"], values["timezone"])
+        for key, value in values.items():
+            setattr(row, key, value)
+        if schedule_changed:
+            row.next_run_at = next_run(row.cron, row.timezone, now)
+        row.updated_at = now
+        return "changed"
+    return None
 
 
 def run_due(now: datetime | None = None) -> list[str]:
@@ -212,7 +235,14 @@ def run_due(now: datetime | None = None) -> list[str]:
     query = select(RecurringJob).where(RecurringJob.enabled.is_(True), RecurringJob.next_run_at <= now)
     started: list[str] = []
     for row in db.session.scalars(query).all():
-        started += fire(row, now)
+        try:
+            started += fire(row, now)
+        except Exception as exc:  # noqa: BLE001 - one bad row never stops the others
+            log.exception("recurring job %s could not be scheduled", row.id)
+            db.session.rollback()
+            db.session.execute(update(RecurringJob).where(RecurringJob.id == row.id)
+                               .values(enabled=False, error=f"{type(exc).__name__}: {exc}"[:2000]))
+            db.session.commit()
     return started
 
 

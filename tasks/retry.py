@@ -17,6 +17,10 @@ def hangfire_backoff(attempt: int) -> float:
     return (attempt - 1) ** 4 + 15 + random.randint(0, 29) * attempt
 
 
+class PermanentError(Exception):
+    """Raise it in a job to fail the job at once: no retry will help (bad input, a refused address)."""
+
+
 Backoff = Callable[[int], float] | Sequence[float] | None
 
 
@@ -45,7 +49,7 @@ class RetryPolicy:
 
     def should_retry(self, attempt: int, error: BaseException) -> bool:
         """True when failed ``attempt`` gets another try after ``error``."""
-        if attempt >= self.attempts:
+        if attempt >= self.attempts or isinstance(error, PermanentError):
             return False
         if self.only_on and not isinstance(error, self.only_on):
             return False

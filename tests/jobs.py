@@ -42,19 +42,24 @@ def nap(seconds: float) -> float:
 
 @job(name="tests.tally", backoff=[0.2])
 def tally(seconds: float, context: JobContext) -> None:
-    """Sleep, then append this job id to ``tally.log`` in the instance folder.
+    """Record its start, sleep, then append this job id to ``tally.log`` in the instance folder.
 
-    The fault suite's witness of completed runs: a file, so it survives the
-    Redis and database faults the suite injects (one short O_APPEND write per run).
+    The fault suite's witness of runs: files, so they survive the Redis and database
+    faults the suite injects (one short O_APPEND write each). ``starts.log`` gets
+    ``<job id> <worker pid>`` when a run starts, ``tally.log`` the job id when it completes.
     """
-    import os
-
     from flask import current_app
 
+    append(os.path.join(current_app.instance_path, "starts.log"), f"{context.job_id} {os.getpid()}")
     time.sleep(seconds)
-    fd = os.open(os.path.join(current_app.instance_path, "tally.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    append(os.path.join(current_app.instance_path, "tally.log"), context.job_id)
+
+
+def append(path: str, line: str) -> None:
+    """Append one line to ``path`` in a single write (safe across processes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        os.write(fd, (context.job_id + "\n").encode())
+        os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
 
@@ -116,3 +121,35 @@ def typed(count: int, ratio: float, name: str, flag: bool, items: list[int], opt
     """
     return {"count": count, "ratio": ratio, "name": name, "flag": flag, "items": items, "options": options,
             "note": note}
+
+
+@job(name="tests.on_alpha", queue="alpha", retries=0)
+def on_alpha() -> None:
+    """A job whose own queue is ``alpha``: declares that queue for the tests that use it."""
+
+
+@job(name="tests.gate", retries=0)
+def gate(name: str, context: JobContext) -> str:
+    """Write ``<name>.started``, wait until ``<name>.open`` exists, write ``<name>.done``: a job a test steers."""
+    from flask import current_app
+
+    base = os.path.join(current_app.instance_path, name)
+    append(base + ".started", context.job_id)
+    while not os.path.exists(base + ".open"):
+        time.sleep(0.02)
+    append(base + ".done", context.job_id)
+    return name
+
+
+@job(name="tests.echo", retries=0)
+def echo(value):
+    """Return ``value`` unchanged (argument round trips)."""
+    return value
+
+
+@job(name="tests.permanent", retries=5, backoff=[0])
+def permanent() -> None:
+    """Fail with a ``PermanentError``: no retry may follow."""
+    from tasks import PermanentError
+
+    raise PermanentError("this input can never work")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -79,9 +78,7 @@ def test_delay_and_eta(app, start_worker):
         eta = noop.schedule(eta=at)
         assert job_state(app, delayed) == "Scheduled"
     start_worker()
-    time.sleep(0.7)
-    assert job_state(app, delayed) == "Scheduled" and job_state(app, eta) == "Scheduled"
-    for job_id in (delayed, eta):
+    for job_id in (delayed, eta):  # never started before it was due: started_at is the evidence
         job = wait_state(app, job_id, "Succeeded")
         assert job.started_at >= job.scheduled_for - timedelta(milliseconds=5)
         assert states(app, job_id) in (["Scheduled", "Enqueued", "Processing", "Succeeded"],
@@ -198,7 +195,7 @@ def embedded_config(app_config):
 
 
 def test_embedded_sqlite_transport_end_to_end(embedded_config, app, start_worker):
-    from tasks.transport import SqliteTransport
+    from tasks.transport.sqlite import SqliteTransport
 
     assert isinstance(transport_of(app), SqliteTransport)
     with app.app_context():

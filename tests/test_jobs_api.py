@@ -185,19 +185,13 @@ def test_lifecycle_table():
         assert lifecycle.PROCESSING not in lifecycle.TRANSITIONS[state]
 
 
-def test_writer_drops_only_the_transition_the_database_rejects(app):
-    from tasks.writer import LedgerWriter, Pending
-
-    class Runtime:
-        worker_id = "test-writer"
-        transport = app.extensions["jobs"].transport
-
-        def settled(self, ids):
-            pass
+def test_completer_drops_only_the_transition_the_database_rejects(app):
+    from tasks.completer import Completer, Pending
 
     with app.app_context():
         good, bad = noop.enqueue_many([()] * 2)
-        writer = LedgerWriter(app, Runtime())
+        engine = app.extensions["jobs"]
+        writer = Completer(db.engine, engine.transport, "test-completer", engine.dispatch)
         now = queries.ledger.utcnow()
         rejected = Pending(Transition(bad, lifecycle.PROCESSING, now, fields={"worker": "w" * 500}))
         accepted = Pending(Transition(good, lifecycle.PROCESSING, now, fields={"worker": "w1"}))

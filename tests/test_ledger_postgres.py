@@ -46,10 +46,13 @@ def test_two_concurrent_claims_serialize_and_only_one_wins(app):
 
         thread = threading.Thread(target=second_claim)
         thread.start()
-        with engine.connect() as watcher:
-            wait_for(lambda: watcher.execute(text(
-                "select 1 from pg_stat_activity where :pid = any(pg_blocking_pids(pid))"), {"pid": first_pid}
-            ).first(), timeout=30, message="the second claim to wait on the first one's row lock")
+        def second_is_blocked() -> bool:
+            # a fresh transaction per look: pg_stat_activity is a snapshot taken once per transaction
+            with engine.connect() as watcher:
+                waiting = text("select 1 from pg_stat_activity where :pid = any(pg_blocking_pids(pid))")
+                return watcher.execute(waiting, {"pid": first_pid}).first() is not None
+
+        wait_for(second_is_blocked, timeout=30, message="the second claim to wait on the first one's lock")
         assert not second_outcome, "the second claim finished while the first held the row"
         first_tx.commit()
         first.close()

@@ -9,13 +9,14 @@ Message-ID, so mail clients show one message.
 from __future__ import annotations
 
 import os
+import smtplib
 
 from flask import current_app
 
 from app.mail.attachments import AttachmentError, resolve
 from app.mail.message import check_key, compose
 from app.mail.transport import transport_for
-from tasks import JobContext, job, once
+from tasks import JobContext, PermanentError, job, once
 
 
 def outbox_dir() -> str:
@@ -23,7 +24,11 @@ def outbox_dir() -> str:
     return os.path.join(current_app.instance_path, "outbox")
 
 
-@job(name="email.send", queue="email", display_name="Email {0}", except_on=AttachmentError, internal=True)
+class MessageRefused(PermanentError):
+    """An attachment or address that can't ever be sent: the job fails at once, without retries."""
+
+
+@job(name="email.send", queue="email", display_name="Email {0}", internal=True)
 def send_email(message_key: str, to: list[str], subject: str, body: str,
                attachments: list[dict] | None = None, context: JobContext | None = None) -> dict:
     """Send one message to ``to`` (retried until accepted; sent once per ``message_key``).
@@ -32,19 +37,34 @@ def send_email(message_key: str, to: list[str], subject: str, body: str,
     """
     check_key(message_key)
     config = current_app.config
-    files = [resolve(spec, list(to)) for spec in attachments or []]
+    try:
+        files = [resolve(spec, list(to)) for spec in attachments or []]
+    except AttachmentError as exc:  # a refused or missing attachment won't come back
+        raise MessageRefused(str(exc)) from exc
     message = compose(message_key, config["MAIL_FROM"], list(to), subject, body, files)
     transport = transport_for(config.get("MAIL_URL"), outbox_dir())
 
     def deliver() -> dict:
         """Hand the message to the transport and describe the delivery."""
-        outcome = transport.send(message)
+        try:
+            outcome = transport.send(message)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+            if permanent_refusal(exc):  # 5xx: the address is refused for good; 4xx is retried
+                raise MessageRefused(f"the mail server refused the message: {exc}") from exc
+            raise
         if context is not None:
             context.logger.info("delivered %s to %s via %s", message["Message-ID"], ", ".join(to),
                                 outcome["transport"])
         return {**outcome, "message_id": message["Message-ID"]}
 
     return once(f"email:{message_key}", deliver)
+
+
+def permanent_refusal(exc: smtplib.SMTPException) -> bool:
+    """True when every refusal in ``exc`` is permanent (an SMTP 5xx code)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return getattr(exc, "smtp_code", 0) >= 500
 
 
 def send_later(message_key: str, to: list[str], subject: str, body: str,
