@@ -12,7 +12,7 @@ import logging
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Request, current_app, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,16 @@ def json_answer(error: HTTPException):
 
 
 def error_page(error: HTTPException):
-    """The error page in the app's layout; a plain one if the layout itself can't be drawn."""
+    """The error page in the app's layout; a plain one if the layout itself can't be drawn.
+
+    A request for a host outside ``TRUSTED_HOSTS`` gets bare text: it has no URL adapter, so
+    no page of ours (they all link to our own static files) can be drawn for it.
+    """
     code = error.code or 500
     context = {"code": code, "title": ERROR_TITLES.get(code, error.name), "message": error_message(error)}
+    if isinstance(error, SecurityError):
+        return current_app.response_class(f"{code} {context['title']}\n", code, passed_headers(error),
+                                          mimetype="text/plain")
     try:
         html = render_template("errors/error.html", **context)
     except Exception:  # noqa: BLE001 - e.g. the database behind the navigation is down
