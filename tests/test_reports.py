@@ -385,7 +385,7 @@ def test_an_email_naming_someone_elses_report_fails_without_retrying(app, make_u
     wait_for(lambda: job_state(app, job_id) == lifecycle.FAILED, message="email job failed")
     assert attempts(app, job_id) == 1
     job = fetch(app, Job, job_id)
-    assert job.exception_type.endswith("AttachmentRefused")
+    assert job.exception_type.endswith("MessageRefused")  # the permanent wrapper around AttachmentRefused
     assert "may not be sent to bob@example.com" in job.exception_message
     assert not os.path.exists(os.path.join(app.instance_path, "outbox", "steal-1.eml"))
 
