@@ -40,8 +40,9 @@ def seed(app, rows: list[dict]) -> None:
 
 def expected(rows: list[dict], needle: str, state: str | None = None) -> list[str]:
     """The ids a search for ``needle`` must list, newest first (computed here, not by the database)."""
+    columns = ("args", "kwargs", "exception_message", "exception_type")
     hits = [r for r in rows if (state is None or r["state"] == state)
-            and any(needle in (r[c] or "") for c in ("args", "kwargs", "exception_message", "exception_type"))]
+            and any(needle in (r[c] or "") for c in columns)]
     return [r["id"] for r in sorted(hits, key=lambda r: (r["state_changed_at"], r["id"]), reverse=True)]
 
 
@@ -105,11 +106,13 @@ def test_the_text_index_follows_updates_and_deletes(app, monkeypatch):
                          .values(exception_message="now mentions fresh-term", args="[]"))
             conn.execute(ledger.jobs_table.delete().where(c.id == removed))
         assert every_page(JobFilter(text="fresh-term"), 10) == [changed]
-        kept = [r["id"] for r in reversed(rows) if "kept-term" in r["args"] and r["id"] not in (changed, removed)]
+        kept = [r["id"] for r in reversed(rows)
+                if "kept-term" in r["args"] and r["id"] not in (changed, removed)]
         assert every_page(JobFilter(text="kept-term"), 3) == kept
         if db.engine.dialect.name == "sqlite":
             with db.engine.begin() as conn:  # raises when the index and the table disagree
-                conn.execute(text("INSERT INTO jobs_search (jobs_search, rank) VALUES ('integrity-check', 1)"))
+                conn.execute(text("INSERT INTO jobs_search (jobs_search, rank) "
+                                  "VALUES ('integrity-check', 1)"))
 
 
 @pytest.mark.postgres
