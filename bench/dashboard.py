@@ -30,6 +30,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bench import prune as bench_prune
 from bench import seed as bench_seed
 from bench.engine import percentile, pg_create, pg_drop
 from tasks.ledger import bucket_of
@@ -95,6 +96,13 @@ def settle(engine) -> None:
 
 # --- the application and the user ------------------------------------------------------------
 
+def app_config(database_url: str, instance: Path) -> dict:
+    """The configuration of the measured application."""
+    return {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": None, "INSTANCE_PATH": str(instance),
+            "SECRET_KEY": "bench-" + secrets.token_hex(24), "LOG_LEVEL": "WARNING",
+            "WTF_CSRF_ENABLED": False, "APP_ENV": "testing"}
+
+
 def build_app(database_url: str, instance: Path):
     """The application on ``database_url``, migrated, with a signed-in-able dashboard user."""
     from app import create_app
@@ -102,10 +110,7 @@ def build_app(database_url: str, instance: Path):
     from app.models import Permission, Role, User
     from app.permissions import HANGFIRE, sync
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": None,
-                      "INSTANCE_PATH": str(instance),
-                      "SECRET_KEY": "bench-" + secrets.token_hex(24), "LOG_LEVEL": "WARNING",
-                      "WTF_CSRF_ENABLED": False, "APP_ENV": "testing"})
+    app = create_app(app_config(database_url, instance))
     with app.app_context():
         import flask_migrate
 
@@ -197,11 +202,14 @@ def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples:
     for label, urls in endpoints(client, seeded["sample_ids"], rows):
         results[label] = measure(client, urls, samples)
         log(f"  {label:32s} p50 {results[label]['p50_ms']:8.1f} ms   p95 {results[label]['p95_ms']:8.1f} ms")
+    log(f"{name}: pruning")
+    pruning = bench_prune.measure(app, app_config(database_url, workdir / f"instance-{name}"),
+                                  (USER, PASSWORD), log)
     with app.app_context():
         from app.extensions import db
 
         db.engine.dispose()
-    return {"seed_seconds": seeded["seconds"], "endpoints": results}
+    return {"seed_seconds": seeded["seconds"], "endpoints": results, "pruning": pruning}
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -218,7 +226,31 @@ def table(report: dict) -> str:
             lines.append(f"{backend:10s} {label:34s} {figures['p50_ms']:9.1f} {figures['p95_ms']:9.1f} "
                          f"{figures['max_ms']:9.1f}  {verdict}")
         lines.append(f"{backend:10s} (seeded {report['rows']:,} jobs in {result['seed_seconds']} s)")
+        lines += pruning_lines(backend, result.get("pruning"))
     return "\n".join(lines)
+
+
+def pruning_lines(backend: str, pruning: dict | None) -> list[str]:
+    """The retention figures as table lines."""
+    if not pruning:
+        return []
+    before, after = pruning["storage_before"], pruning["storage_after"]
+    lines = [f"{backend:10s} prune {pruning['expired']:,} jobs: {pruning['seconds']} s in "
+             f"{pruning['batches']} batches (longest {pruning['longest_batch_ms']} ms, "
+             f"largest {pruning['largest_batch']} jobs)"]
+    for name in ("claims", "reads"):
+        base, during = pruning[name]["baseline"], pruning[name]["during"]
+        lines.append(f"{backend:10s}   {name}: max {during.get('max_ms')} ms, p99 {during.get('p99_ms')} ms "
+                     f"during ({during['n']}); baseline max {base.get('max_ms')} ms, "
+                     f"p50 {base.get('p50_ms')} ms")
+    mib = 2 ** 20
+    lines.append(f"{backend:10s}   ledger bytes/job {before['bytes_per_job']} before, "
+                 f"{after['bytes_per_job']} after; database {before['database_bytes'] / mib:,.0f} MiB -> "
+                 f"{after['database_bytes'] / mib:,.0f} MiB")
+    if pruning.get("storage_after_vacuum"):
+        vacuumed = pruning["storage_after_vacuum"]
+        lines.append(f"{backend:10s}   after VACUUM: database {vacuumed['database_bytes'] / 2**20:,.0f} MiB")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

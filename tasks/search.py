@@ -10,9 +10,9 @@ one's answer is exact:
 2. **text index**: the ids of every job whose text matches, from the text index alone (PostgreSQL:
    the trigram GIN indexes, with plain and sequential scans switched off for that transaction so a
    bitmap scan of those indexes is the only plan left; SQLite: the FTS5 trigram table
-   ``jobs_search``), at most ``CANDIDATE_CAP``. When there are no more than that, they are every
-   match: the other filters, the text (again, as the exact test) and the order are applied to just
-   those rows. A rare term ends here.
+   ``jobs_search``, rows holding every trigram of the term), at most ``CANDIDATE_CAP``. When there
+   are no more than that, they are every match: the other filters, the text (again, as the exact
+   test) and the order are applied to just those rows. A rare term ends here.
    Step 2 is skipped when the first window already held ``COMMON_HITS`` matches (a term that
    common has more than ``CANDIDATE_CAP`` matches in a large ledger, and a trigram index's bitmap
    of them costs more than reading windows).
@@ -114,7 +114,7 @@ def from_text_index(text: str, clauses: list, ordering: Ordering, want: int) -> 
                 candidates = conn.execute(candidates_query(text, CANDIDATE_CAP + 1)).scalars().all()
                 key = jobs_table.c.id
             else:
-                candidates = conn.execute(fts_query(), {"phrase": fts_phrase(text),
+                candidates = conn.execute(fts_query(), {"terms": fts_terms(text),
                                                         "cap": CANDIDATE_CAP + 1}).scalars().all()
                 key = literal_column("jobs.rowid")
             if len(candidates) > CANDIDATE_CAP:
@@ -137,15 +137,17 @@ def candidates_query(text: str, limit: int):
 
 
 def fts_query():
-    """The rowids of jobs whose text holds the phrase (SQLite's FTS5 trigram index)."""
+    """The rowids of jobs whose text holds every trigram of the term (SQLite's FTS5 trigram index)."""
     from sqlalchemy import text as sql
 
-    return sql(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :phrase LIMIT :cap")
+    return sql(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :terms LIMIT :cap")
 
 
-def fts_phrase(text: str) -> str:
-    """``text`` as one FTS5 phrase (with the trigram tokenizer: a substring, case folded)."""
-    return '"' + text.replace('"', '""') + '"'
+def fts_terms(text: str) -> str:
+    """An FTS5 query for rows holding every trigram of ``text`` (the index keeps no positions, so
+    this is a superset of the rows holding ``text``: the LIKE in ``narrowed`` tells them apart)."""
+    trigrams = sorted({text[i:i + 3] for i in range(len(text) - 2)})
+    return " AND ".join('"' + trigram.replace('"', '""') + '"' for trigram in trigrams)
 
 
 def narrowed(text: str, key, candidates: list, clauses: list, ordering: Ordering, want: int):

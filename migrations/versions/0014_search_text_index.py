@@ -2,7 +2,10 @@
 
 ``jobs_search`` is an external-content FTS5 table (it stores only the index; the text stays in
 ``jobs``) keyed by the jobs' rowid and kept in step by triggers on insert, delete and on updates
-of the four searched columns. PostgreSQL keeps its trigram GIN indexes (0008): nothing to do there.
+of the four searched columns. It keeps which rows hold each trigram and nothing more
+(``detail='none'``, ``columnsize=0``: about a fifth of the size of a full index, built twice as
+fast); a search asks for rows holding every trigram of the term and checks them with LIKE.
+PostgreSQL keeps its trigram GIN indexes (0008): nothing to do there.
 
 A full ``VACUUM`` may renumber the rowids of ``jobs`` (its key is text): after one, rebuild the
 index with ``INSERT INTO jobs_search(jobs_search) VALUES ('rebuild')``.
@@ -23,7 +26,8 @@ COLUMNS = "args, kwargs, exception_message, exception_type"
 NEW = "new.rowid, new.args, new.kwargs, new.exception_message, new.exception_type"
 OLD = "'delete', old.rowid, old.args, old.kwargs, old.exception_message, old.exception_type"
 UPGRADE = (
-    f"CREATE VIRTUAL TABLE jobs_search USING fts5({COLUMNS}, content='jobs', tokenize='trigram')",
+    f"CREATE VIRTUAL TABLE jobs_search USING fts5({COLUMNS}, content='jobs', tokenize='trigram', "
+    "detail='none', columnsize=0)",
     f"""CREATE TRIGGER jobs_search_insert AFTER INSERT ON jobs BEGIN
           INSERT INTO jobs_search (rowid, {COLUMNS}) VALUES ({NEW});
         END""",
