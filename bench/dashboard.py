@@ -1,15 +1,17 @@
-"""Dashboard response times over a large ledger, on SQLite and on PostgreSQL.
+"""Dashboard response times, search and retention over a large ledger, on SQLite and on PostgreSQL.
 
     .venv/bin/python -m bench.dashboard [--rows 1000000] [--samples 30] [--out bench/results/dashboard.json]
 
 For each database — a fresh SQLite file in a temp dir, and a fresh PostgreSQL database
 ``bench_<random>`` on 127.0.0.1:5432 (dropped afterwards; skipped with a note when it
 can't be reached) — it runs the migrations, seeds ``--rows`` jobs across every state with
-bulk INSERTs (jobs, one history row each, counters, a week of throughput buckets), signs a
-user holding ``Pages.Hangfire`` in through the Flask test client and times each dashboard
-request (wall time, response body read): the overview and its fragment, every state list,
-the retries and "all" lists, a second (keyset) page, a search by argument across every
-state, a search inside the Failed list, a job page, the stats JSON and a JSON list.
+set-based SQL (``bench.seed``: jobs, one history row each, counters; a week of throughput
+buckets), signs a user holding ``Pages.Hangfire`` in through the Flask test client and times each
+dashboard request (wall time, response body read): the overview and its fragment, every state
+list, the retries and "all" lists, a second (keyset) page, searches for a rare and a common term
+across every state and inside the Failed list, a job page, the stats JSON and a JSON list. Then it
+prunes a tenth of the jobs while a claimer and a dashboard reader run (``bench.prune``) and
+reports storage per job.
 
 Prints a table (p50, p95, max in ms, PASS/FAIL against the issue's p95 < 100 ms) and writes
 every figure as JSON. Not a test: nothing here asserts. The embedded SQLite transport is

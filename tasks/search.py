@@ -36,12 +36,16 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from app.extensions import db
 from tasks.ledger import jobs_table
 
+#: where a search looks (and what both text indexes cover)
+TEXT_COLUMNS = ("args", "kwargs", "exception_message", "exception_type")
 WINDOW_ROWS = 2_000
 CANDIDATE_CAP = 5_000
 #: this many matches in the first window make a term too common to look up in the text index
 COMMON_HITS = 2
 WINDOW_GROWTH = 8
 MAX_WINDOW_ROWS = 1_000_000
+#: what a window reads of each row: the key, every list order's columns and the searched text
+WINDOW_COLUMNS = ("id", "state_changed_at", "scheduled_for", "priority", "enqueued_at", *TEXT_COLUMNS)
 #: what a trigram index can look up: three letters or digits in a row (pg_trgm splits words on the rest)
 INDEXABLE = re.compile(r"[^\W_]{3}")
 #: PostgreSQL planner switches that leave only bitmap scans (of the text indexes) for step 2
@@ -57,8 +61,7 @@ def text_condition(text: str, c):
     from sqlalchemy import or_
 
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return or_(*(c[name].like(pattern, escape="\\")
-                 for name in ("args", "kwargs", "exception_message", "exception_type")))
+    return or_(*(c[name].like(pattern, escape="\\") for name in TEXT_COLUMNS))
 
 
 def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> list[str]:
@@ -95,7 +98,8 @@ def next_window(rows: int, hits: int, want: int) -> int:
 def in_window(text: str, clauses: list, ordering: Ordering, rows: int, want: int) -> list[str]:
     """The first ``want`` matches among the list's first ``rows`` rows."""
     c = jobs_table.c
-    recent = select(jobs_table).where(*clauses).order_by(*ordering(c)).limit(rows).subquery("recent")
+    recent = (select(*(c[name] for name in WINDOW_COLUMNS)).where(*clauses).order_by(*ordering(c))
+              .limit(rows).subquery("recent"))
     query = (select(recent.c.id).where(text_condition(text, recent.c))
              .order_by(*ordering(recent.c)).limit(want))
     return list(db.session.scalars(query))
