@@ -58,7 +58,7 @@ def storage(engine) -> dict:
             "parts": {name: int(size) for name, size in parts.items()}}
 
 
-def claimer(config: dict, job_ids: list[str], stop, out) -> None:
+def claimer(config: dict, job_ids: list[str], ready, stop, out) -> None:
     """Claim ``job_ids`` one by one until ``stop``; send (time, ms) per claim to ``out``."""
     from app import create_app
     from app.extensions import write_transaction
@@ -67,6 +67,7 @@ def claimer(config: dict, job_ids: list[str], stop, out) -> None:
 
     app, samples = create_app(config), []
     with app.app_context():
+        ready.set()
         for job_id in job_ids:
             if stop.is_set():
                 break
@@ -82,13 +83,14 @@ def claimer(config: dict, job_ids: list[str], stop, out) -> None:
     out.put(("claim", samples))
 
 
-def reader(config: dict, user: tuple[str, str], stop, out) -> None:
+def reader(config: dict, user: tuple[str, str], ready, stop, out) -> None:
     """Read dashboard pages until ``stop``; send (time, ms) per request to ``out``."""
     from app import create_app
 
     app, samples = create_app(config), []
     client = app.test_client()
     client.post("/login", data={"username": user[0], "password": user[1]})
+    ready.set()
     index = 0
     while not stop.is_set():
         began = time.perf_counter()
@@ -126,11 +128,13 @@ def measure(app, config: dict, user: tuple[str, str], log) -> dict:
         before = storage(engine)
         engine.dispose()
         context = multiprocessing.get_context("fork")
-        stop, out = context.Event(), context.Queue()
-        workers = [context.Process(target=claimer, args=(config, enqueued, stop, out)),
-                   context.Process(target=reader, args=(config, user, stop, out))]
+        stop, out, ready = context.Event(), context.Queue(), [context.Event(), context.Event()]
+        workers = [context.Process(target=claimer, args=(config, enqueued, ready[0], stop, out)),
+                   context.Process(target=reader, args=(config, user, ready[1], stop, out))]
         for process in workers:
             process.start()
+        for event in ready:
+            event.wait(120)
         time.sleep(BASELINE_SECONDS)
         log(f"  pruning {expiring:,} expired jobs")
         start = time.time()
