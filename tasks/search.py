@@ -38,7 +38,7 @@ from tasks.ledger import jobs_table
 
 #: where a search looks (and what both text indexes cover)
 TEXT_COLUMNS = ("args", "kwargs", "exception_message", "exception_type")
-WINDOW_ROWS = 2_000
+WINDOW_ROWS = 500
 CANDIDATE_CAP = 5_000
 #: this many matches in the first window make a term too common to look up in the text index
 COMMON_HITS = 2
