@@ -31,7 +31,7 @@ from tasks import ledger, lifecycle
 from tasks.ledger import jobs_table, states_table
 
 BATCH_SECONDS = 0.02
-MIN_BATCH, MAX_BATCH = 20, 5_000
+MIN_BATCH, MAX_BATCH = 100, 5_000
 #: at most this many free pages returned to the file system after each batch (SQLite, 4 MiB)
 VACUUM_PAGES = 1_000
 
