@@ -32,14 +32,16 @@ def seed(app, count: int, age: timedelta, payload: int = 0) -> list[dict]:
     return rows
 
 
-def test_prune_removes_expired_finished_jobs_in_batches_and_nothing_else(app):
+def test_prune_removes_expired_finished_jobs_in_batches_and_nothing_else(app, monkeypatch):
+    monkeypatch.setattr(retention, "MIN_BATCH", 30)
+    monkeypatch.setattr(retention, "MAX_BATCH", 30)
     old = seed(app, 400, timedelta(days=3))
     recent = seed(app, 40, timedelta(hours=1))
     with app.app_context():
         report = retention.prune(ledger.utcnow() - timedelta(days=1), batch=30)
         expired = {r["id"] for r in old if r["state"] in lifecycle.EXPIRING_STATES}
         assert report.removed == len(expired) == 200
-        assert report.batches > 200 // 30 and max(report.batch_sizes) <= retention.MAX_BATCH
+        assert report.batch_sizes == [30] * 8  # 100 Succeeded and 100 Deleted: 30 + 30 + 30 + 10 each
         left = set(db.session.scalars(select(ledger.Job.id)))
         assert left == {r["id"] for r in old + recent} - expired
         history = set(db.session.scalars(select(ledger.JobState.job_id).distinct()))
@@ -59,9 +61,9 @@ def test_a_budget_stops_pruning_and_the_next_run_goes_on(app):
 
 def test_batch_size_follows_the_time_a_batch_takes():
     target = retention.BATCH_SECONDS
-    assert retention.next_batch(100, target / 10) == 200  # at most doubled
-    assert retention.next_batch(100, target * 10) == 50  # at most halved
-    assert retention.next_batch(100, target) == 100
+    assert retention.next_batch(400, target / 10) == 800  # at most doubled
+    assert retention.next_batch(400, target * 10) == 200  # at most halved
+    assert retention.next_batch(400, target) == 400
     assert retention.next_batch(retention.MAX_BATCH, 0) == retention.MAX_BATCH
     assert retention.next_batch(retention.MIN_BATCH, 10.0) == retention.MIN_BATCH
 
