@@ -272,9 +272,9 @@ def count_jobs(job_filter: JobFilter | None = None, cap: int = 10_000) -> tuple[
     """How many jobs match, counting at most ``cap`` (returns the count and whether it was capped)."""
     job_filter = job_filter or JobFilter()
     if job_filter.text:  # counted as the list finds them (see ``tasks.search``)
-        found = search.matching_ids(job_filter.text, job_filter.clauses(with_text=False),
-                                    lambda columns: sort_columns("changed", columns), cap + 1)
-        return min(len(found), cap), len(found) > cap
+        found = search.count_matches(job_filter.text, job_filter.clauses(with_text=False),
+                                     lambda columns: sort_columns("changed", columns), cap)
+        return min(found, cap), found > cap
     query = select(Job.id).where(*job_filter.clauses())
     if db.engine.dialect.name == "postgresql":  # ordered like the list: the planner walks its index
         query = query.order_by(*order_by(job_filter, "changed"))

@@ -29,7 +29,8 @@ import re
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from sqlalchemy import Column, literal_column, select
+from sqlalchemy import Column, func, literal_column, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -40,6 +41,7 @@ from tasks.ledger import jobs_table
 TEXT_COLUMNS = ("args", "kwargs", "exception_message", "exception_type")
 WINDOW_ROWS = 500
 CANDIDATE_CAP = 5_000
+COUNT_CHUNK = 2_000  # text index candidates checked at a time when counting (SQLite)
 #: this many matches in the first window make a term too common to look up in the text index
 COMMON_HITS = 2
 WINDOW_GROWTH = 8
@@ -142,9 +144,7 @@ def candidates_query(text: str, limit: int):
 
 def fts_query():
     """The rowids of jobs whose text holds every trigram of the term (SQLite's FTS5 trigram index)."""
-    from sqlalchemy import text as sql
-
-    return sql(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :terms LIMIT :cap")
+    return sql_text(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :terms LIMIT :cap")
 
 
 def fts_terms(text: str) -> str:
@@ -156,14 +156,44 @@ def fts_terms(text: str) -> str:
 
 def narrowed(text: str, key, candidates: list, clauses: list, ordering: Ordering, want: int):
     """The first ``want`` ids among ``candidates`` (values of ``key``) meeting the list's conditions and
-    the exact text test, in the list's order. On SQLite every other column is wrapped in ``+`` so that
-    no index but the rowid can serve it (without statistics SQLite would walk an index on the state)."""
+    the exact text test, in the list's order."""
+    c, where = narrowed_where(text, key, candidates, clauses)
+    return select(jobs_table.c.id).where(*where).order_by(*ordering(c)).limit(want)
+
+
+def narrowed_where(text: str, key, candidates: list, clauses: list) -> tuple:
+    """(columns, conditions) picking the ``candidates`` that meet ``clauses`` and hold ``text``. On
+    SQLite every other column is wrapped in ``+`` so that no index but the rowid can serve them
+    (without statistics SQLite would rather walk an index on the state)."""
     c = jobs_table.c
     if db.engine.dialect.name == "sqlite":
         c = Unindexed()
         clauses = [replacement_traverse(clause, {}, c.replace) for clause in clauses]
-    return (select(jobs_table.c.id).where(key.in_(candidates), *clauses, text_condition(text, c))
-            .order_by(*ordering(c)).limit(want))
+    return c, [key.in_(candidates), *clauses, text_condition(text, c)]
+
+
+def count_matches(text: str, clauses: list, ordering: Ordering, cap: int) -> int:
+    """How many jobs meeting ``clauses`` hold ``text``, counting no further than ``cap + 1``.
+
+    Order doesn't matter to a count: on SQLite the text index's candidates are taken in rowid order,
+    ``COUNT_CHUNK`` at a time, and checked (the index stops early, so a common term costs about as
+    many rows as the count needs); elsewhere the count is the list's own search for ``cap + 1``."""
+    if db.engine.dialect.name != "sqlite" or not INDEXABLE.search(text):
+        return len(matching_ids(text, clauses, ordering, cap + 1))
+    found, after, key = 0, 0, literal_column("jobs.rowid")
+    chunk = sql_text(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :terms AND rowid > :after "
+                     "ORDER BY rowid LIMIT :chunk")
+    with db.engine.connect() as conn:
+        while found <= cap:
+            rowids = conn.execute(chunk, {"terms": fts_terms(text), "after": after, "chunk": COUNT_CHUNK})
+            rowids = rowids.scalars().all()
+            if rowids:
+                _, where = narrowed_where(text, key, rowids, clauses)
+                found += conn.execute(select(func.count()).select_from(jobs_table).where(*where)).scalar()
+            if len(rowids) < COUNT_CHUNK:
+                break
+            after = rowids[-1]
+    return found
 
 
 class Unindexed:
