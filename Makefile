@@ -44,9 +44,10 @@ test-postgres:
 bench: install-dev
 	$(BIN)/python -m bench.engine --faults
 
-## Dashboard latency over 1,000,000 seeded jobs (SQLite and PostgreSQL)
+## Dashboard latency, search and pruning over ROWS seeded jobs (SQLite and PostgreSQL)
+ROWS ?= 1000000
 bench-dashboard: install-dev
-	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.dashboard --rows $(ROWS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache instance

@@ -21,11 +21,16 @@ csrf = CSRFProtect()
 
 
 def configure_sqlite(dbapi_connection, connection_record) -> None:
-    """WAL and a generous busy timeout so web, workers and tests share one SQLite file."""
+    """WAL and a generous busy timeout so web, workers and tests share one SQLite file.
+
+    ``auto_vacuum=INCREMENTAL`` only takes on a database without tables yet (a new one): there it
+    lets retention hand freed pages back (``tasks.retention``); elsewhere it changes nothing.
+    """
     import sqlite3
 
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")

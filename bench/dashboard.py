@@ -1,15 +1,17 @@
-"""Dashboard response times over a large ledger, on SQLite and on PostgreSQL.
+"""Dashboard response times, search and retention over a large ledger, on SQLite and on PostgreSQL.
 
     .venv/bin/python -m bench.dashboard [--rows 1000000] [--samples 30] [--out bench/results/dashboard.json]
 
 For each database — a fresh SQLite file in a temp dir, and a fresh PostgreSQL database
 ``bench_<random>`` on 127.0.0.1:5432 (dropped afterwards; skipped with a note when it
 can't be reached) — it runs the migrations, seeds ``--rows`` jobs across every state with
-bulk INSERTs (jobs, one history row each, counters, a week of throughput buckets), signs a
-user holding ``Pages.Hangfire`` in through the Flask test client and times each dashboard
-request (wall time, response body read): the overview and its fragment, every state list,
-the retries and "all" lists, a second (keyset) page, a search by argument across every
-state, a search inside the Failed list, a job page, the stats JSON and a JSON list.
+set-based SQL (``bench.seed``: jobs, one history row each, counters; a week of throughput
+buckets), signs a user holding ``Pages.Hangfire`` in through the Flask test client and times each
+dashboard request (wall time, response body read): the overview and its fragment, every state
+list, the retries and "all" lists, a second (keyset) page, searches for a rare and a common term
+across every state and inside the Failed list, a job page, the stats JSON and a JSON list. Then it
+prunes a tenth of the jobs while a claimer and a dashboard reader run (``bench.prune``) and
+reports storage per job.
 
 Prints a table (p50, p95, max in ms, PASS/FAIL against the issue's p95 < 100 ms) and writes
 every figure as JSON. Not a test: nothing here asserts. The embedded SQLite transport is
@@ -30,21 +32,17 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bench import prune as bench_prune
+from bench import seed as bench_seed
 from bench.engine import percentile, pg_create, pg_drop
-from tasks.ledger import bucket_of, new_job_id
+from tasks.ledger import bucket_of
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_P95_MS = 100.0
-CHUNK = 20_000
 USER = "bench"
 PASSWORD = "bench-password-1"
-#: share of seeded jobs per state (Scheduled: half of them are retries, attempt >= 1)
-MIX = (("Succeeded", 0.70), ("Failed", 0.10), ("Deleted", 0.06), ("Enqueued", 0.06), ("Scheduled", 0.06),
-       ("Processing", 0.02))
-TASKS = ("demo.sleep", "demo.noop", "reports.build", "email.send", "demo.fail")
-QUEUES = ("default", "email", "reports")
-PEOPLE = ("alice", "bob", None)
-NEEDLES = 7  # jobs carrying a rare "needle-<n>" argument, for the search
+#: a common term for the searches: customer-42, -420..., -4200... (111 of 5,000 customers: 2 % of jobs)
+COMMON_TERM = "customer-42"
 
 
 def log(message: str) -> None:
@@ -53,46 +51,6 @@ def log(message: str) -> None:
 
 
 # --- seeding -------------------------------------------------------------------------------
-
-def state_of(index: int, rows: int) -> str:
-    """The state of the ``index``-th seeded job, following ``MIX``."""
-    position = index / rows
-    for state, share in MIX:
-        if position < share:
-            return state
-        position -= share
-    return MIX[0][0]
-
-
-def job_row(index: int, rows: int, now: datetime, rng: random.Random) -> dict:
-    """One ``jobs`` row: spread over a week, arguments with a customer id (and a few needles)."""
-    state = state_of(index, rows)
-    changed = now - timedelta(seconds=rng.uniform(0, 7 * 86400))
-    started = changed - timedelta(seconds=rng.uniform(0.01, 5))
-    needle = f"needle-{index}" if index % (rows // NEEDLES or 1) == 3 else f"customer-{index % 5000}"
-    failed = state == "Failed" or (state == "Scheduled" and index % 2)
-    return {
-        "id": new_job_id(), "task": TASKS[index % len(TASKS)], "display_name": f"Job {index}",
-        "queue": QUEUES[index % len(QUEUES)], "priority": 0, "args": json.dumps([index, needle]),
-        "kwargs": json.dumps({"attempt_note": "x" * (index % 40)}), "state": state, "state_reason": state,
-        "state_changed_at": changed, "attempt": 1 if failed else 0, "max_attempts": 10, "created_at": started,
-        "enqueued_at": started,
-        "scheduled_for": changed + timedelta(hours=1) if state == "Scheduled" else None,
-        "started_at": started if state != "Enqueued" else None,
-        "finished_at": changed if state in ("Succeeded", "Failed", "Deleted") else None,
-        "worker": "bench-host:1:cafe", "result": "42" if state == "Succeeded" else None,
-        "exception_type": "ValueError" if failed else None,
-        "exception_message": f"could not reach customer-{index % 5000}" if failed else None,
-        "exception_traceback": "Traceback (most recent call last):\n  ...\nValueError" if failed else None,
-        "enqueued_by": PEOPLE[index % len(PEOPLE)],
-    }
-
-
-def history_row(job: dict) -> dict:
-    """The job's current state as its one history row."""
-    return {"job_id": job["id"], "state": job["state"], "reason": job["state_reason"],
-            "created_at": job["state_changed_at"], "data": json.dumps({"queue": job["queue"]})}
-
 
 def throughput_rows(now: datetime, rng: random.Random) -> list[dict]:
     """Hourly buckets over a week and 5-second buckets over the last 5 minutes."""
@@ -108,31 +66,24 @@ def throughput_rows(now: datetime, rng: random.Random) -> list[dict]:
 
 
 def seed(app, rows: int) -> dict:
-    """Bulk-insert ``rows`` jobs; returns timing and a few ids to open."""
-    from sqlalchemy import insert
+    """Seed ``rows`` jobs with set-based SQL (``bench.seed``); returns timing and a few ids to open."""
+    from sqlalchemy import insert, text
 
     from app.extensions import db
     from tasks import ledger
 
-    rng, now, started = random.Random(7), ledger.utcnow(), time.monotonic()
-    sample_ids: list[str] = []
+    now = ledger.utcnow()
+    seconds = bench_seed.seed(app, rows, now, log)
+    rng = random.Random(7)
     with app.app_context():
-        for start in range(0, rows, CHUNK):
-            jobs = [job_row(i, rows, now, rng) for i in range(start, min(start + CHUNK, rows))]
-            counts: dict[str, int] = {}
-            for job in jobs:
-                counts[job["state"]] = counts.get(job["state"], 0) + 1
-            with db.engine.begin() as conn:
-                conn.execute(insert(ledger.jobs_table), jobs)
-                conn.execute(insert(ledger.states_table), [history_row(job) for job in jobs])
-                ledger.add_counts(conn, counts)
-            sample_ids += [jobs[k]["id"] for k in range(0, len(jobs), max(1, len(jobs) // 5))]
-            if start and start % (10 * CHUNK) == 0:
-                log(f"  seeded {start:,} rows")
         with db.engine.begin() as conn:
             conn.execute(insert(ledger.throughput_table), throughput_rows(now, rng))
+            week_ms = int(ledger.to_epoch(now) * 1000) - 7 * 86400 * 1000
+            starts = [f"{week_ms + rng.randrange(7 * 86400 * 1000):012x}" for _ in range(60)]
+            sample_ids = [conn.execute(text("SELECT min(id) FROM jobs WHERE id >= :start"),
+                                       {"start": start}).scalar() for start in starts]
         settle(db.engine)
-    return {"rows": rows, "seconds": round(time.monotonic() - started, 1), "sample_ids": sample_ids}
+    return {"rows": rows, "seconds": round(seconds, 1), "sample_ids": [i for i in sample_ids if i]}
 
 
 def settle(engine) -> None:
@@ -147,6 +98,13 @@ def settle(engine) -> None:
 
 # --- the application and the user ------------------------------------------------------------
 
+def app_config(database_url: str, instance: Path) -> dict:
+    """The configuration of the measured application."""
+    return {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": None, "INSTANCE_PATH": str(instance),
+            "SECRET_KEY": "bench-" + secrets.token_hex(24), "LOG_LEVEL": "WARNING",
+            "WTF_CSRF_ENABLED": False, "APP_ENV": "testing"}
+
+
 def build_app(database_url: str, instance: Path):
     """The application on ``database_url``, migrated, with a signed-in-able dashboard user."""
     from app import create_app
@@ -154,10 +112,7 @@ def build_app(database_url: str, instance: Path):
     from app.models import Permission, Role, User
     from app.permissions import HANGFIRE, sync
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": None,
-                      "INSTANCE_PATH": str(instance),
-                      "SECRET_KEY": "bench-" + secrets.token_hex(24), "LOG_LEVEL": "WARNING",
-                      "WTF_CSRF_ENABLED": False, "APP_ENV": "testing"})
+    app = create_app(app_config(database_url, instance))
     with app.app_context():
         import flask_migrate
 
@@ -184,7 +139,18 @@ def signed_in_client(app):
 
 # --- measuring -------------------------------------------------------------------------------
 
-def endpoints(client, sample_ids: list[str]) -> list[tuple[str, list[str]]]:
+def needle(rows: int, n: int) -> str:
+    """The ``n``-th of the rare terms ``bench.seed`` puts in one job's arguments each."""
+    every, at = bench_seed.needle_rule(rows)
+    return f"needle-{n * every + at}"
+
+
+def rare_failed(rows: int) -> str:
+    """The needle a Failed job carries (the sixth: ``bench.seed`` lays states out by index)."""
+    return needle(rows, 5)
+
+
+def endpoints(client, sample_ids: list[str], rows: int) -> list[tuple[str, list[str]]]:
     """(name, URLs to cycle through) for every measured request."""
     lists = ["enqueued", "scheduled", "processing", "succeeded", "failed", "deleted", "awaiting", "retries",
              "all"]
@@ -193,8 +159,10 @@ def endpoints(client, sample_ids: list[str]) -> list[tuple[str, list[str]]]:
     named = [("overview", ["/hangfire"]), ("overview fragment", ["/hangfire/fragment/overview"])]
     named += [(f"list {slug}", [f"/hangfire/jobs/{slug}"]) for slug in lists]
     named += [("list failed, page 2", [second])] if second else []
-    named += [("search all states (argument)", [f"/hangfire/jobs/all?q=needle-{n}" for n in range(3)]),
-              ("search failed (error text)", ["/hangfire/jobs/failed?q=customer-42"]),
+    named += [("search all states, rare", [f"/hangfire/jobs/all?q={needle(rows, n)}" for n in range(3)]),
+              ("search all states, common", [f"/hangfire/jobs/all?q={COMMON_TERM}"]),
+              ("search failed, rare", [f"/hangfire/jobs/failed?q={rare_failed(rows)}"]),
+              ("search failed, common (error)", [f"/hangfire/jobs/failed?q=reach+{COMMON_TERM}"]),
               ("job detail", [f"/hangfire/job/{job_id}" for job_id in sample_ids[:50]]),
               ("stats JSON", ["/hangfire/api/stats"]),
               ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"])]
@@ -233,14 +201,17 @@ def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples:
     log(f"{name}: seeded in {seeded['seconds']} s; measuring")
     client = signed_in_client(app)
     results = {}
-    for label, urls in endpoints(client, seeded["sample_ids"]):
+    for label, urls in endpoints(client, seeded["sample_ids"], rows):
         results[label] = measure(client, urls, samples)
         log(f"  {label:32s} p50 {results[label]['p50_ms']:8.1f} ms   p95 {results[label]['p95_ms']:8.1f} ms")
+    log(f"{name}: pruning")
+    pruning = bench_prune.measure(app, app_config(database_url, workdir / f"instance-{name}"),
+                                  (USER, PASSWORD), log)
     with app.app_context():
         from app.extensions import db
 
         db.engine.dispose()
-    return {"seed_seconds": seeded["seconds"], "endpoints": results}
+    return {"seed_seconds": seeded["seconds"], "endpoints": results, "pruning": pruning}
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -257,7 +228,31 @@ def table(report: dict) -> str:
             lines.append(f"{backend:10s} {label:34s} {figures['p50_ms']:9.1f} {figures['p95_ms']:9.1f} "
                          f"{figures['max_ms']:9.1f}  {verdict}")
         lines.append(f"{backend:10s} (seeded {report['rows']:,} jobs in {result['seed_seconds']} s)")
+        lines += pruning_lines(backend, result.get("pruning"))
     return "\n".join(lines)
+
+
+def pruning_lines(backend: str, pruning: dict | None) -> list[str]:
+    """The retention figures as table lines."""
+    if not pruning:
+        return []
+    before, after = pruning["storage_before"], pruning["storage_after"]
+    lines = [f"{backend:10s} prune {pruning['expired']:,} jobs: {pruning['seconds']} s in "
+             f"{pruning['batches']} batches (longest {pruning['longest_batch_ms']} ms, "
+             f"largest {pruning['largest_batch']} jobs)"]
+    for name in ("claims", "reads"):
+        base, during = pruning[name]["baseline"], pruning[name]["during"]
+        lines.append(f"{backend:10s}   {name}: max {during.get('max_ms')} ms, p99 {during.get('p99_ms')} ms "
+                     f"during ({during['n']}); baseline max {base.get('max_ms')} ms, "
+                     f"p50 {base.get('p50_ms')} ms")
+    mib = 2 ** 20
+    lines.append(f"{backend:10s}   ledger bytes/job {before['bytes_per_job']} before, "
+                 f"{after['bytes_per_job']} after; database {before['database_bytes'] / mib:,.0f} MiB -> "
+                 f"{after['database_bytes'] / mib:,.0f} MiB")
+    if pruning.get("storage_after_vacuum"):
+        vacuumed = pruning["storage_after_vacuum"]
+        lines.append(f"{backend:10s}   after VACUUM: database {vacuumed['database_bytes'] / 2**20:,.0f} MiB")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, bindparam, delete, func
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -99,9 +99,9 @@ class Job(db.Model):
     cancel_requested_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(String(255))
     #: continuation: run after ``parent_id`` reaches success (``on_success``) or any final state
-    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(32))
     continue_on: Mapped[str | None] = mapped_column(String(16))
-    recurring_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    recurring_id: Mapped[str | None] = mapped_column(String(100))
     history: Mapped[list["JobState"]] = relationship(
         order_by="JobState.id", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -113,6 +113,9 @@ class Job(db.Model):
         Index("ix_jobs_queue_state", "queue", "state", "priority"),
         Index("ix_jobs_task_state", "task", "state"),
         Index("ix_jobs_state_due", "state", "scheduled_for", "id"),  # Scheduled, soonest due first
+        # continuations and a recurring job's runs: only the few jobs that have one (migration 0015)
+        *(Index(f"ix_jobs_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL")) for column in ("parent_id", "recurring_id")),
         # text search in arguments and errors (LIKE '%…%') on PostgreSQL: trigram indexes
         *(Index(f"ix_jobs_{column}_trgm", column, postgresql_using="gin",
                 postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")

@@ -10,10 +10,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal_column, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.extensions import db
-from tasks import ledger, lifecycle
+from tasks import ledger, lifecycle, search
 from tasks.audit import audit_log  # noqa: F401  (part of the read API)
 from tasks.ledger import Job, JobState, throughput_table
 
@@ -61,8 +61,8 @@ class JobFilter:
             if state and state not in lifecycle.STATES:
                 raise ValueError(f"unknown state {state!r}; one of {', '.join(lifecycle.STATES)}")
 
-    def clauses(self) -> list:
-        """SQL conditions for this filter."""
+    def clauses(self, with_text: bool = True) -> list:
+        """SQL conditions for this filter (``with_text=False``: all but the text search)."""
         c = Job.__table__.c
         where = []
         if self.state:
@@ -87,11 +87,8 @@ class JobFilter:
             where += [c.state == lifecycle.SCHEDULED, c.attempt >= 1]
         if self.recurring_id:
             where.append(c.recurring_id == self.recurring_id)
-        if self.text:
-            pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(or_(c.args.like(pattern, escape="\\"), c.kwargs.like(pattern, escape="\\"),
-                             c.exception_message.like(pattern, escape="\\"),
-                             c.exception_type.like(pattern, escape="\\")))
+        if self.text and with_text:
+            where.append(search.text_condition(self.text, c))
         return where
 
 
@@ -163,26 +160,16 @@ def checked_id(job_id) -> str:
     return job_id
 
 
-def newest_first(job_filter: JobFilter | None) -> list:
-    """ORDER BY for lists: newest change first.
-
-    A text search across every state on SQLite orders by ``+column``, which stops SQLite
-    walking the whole table in index order looking for a rare term (a scan and a sort
-    of the matches is much faster there); PostgreSQL has trigram indexes for it.
-    """
-    c = Job.__table__.c
-    if job_filter and job_filter.text and not job_filter.state and db.engine.dialect.name == "sqlite":
-        return [literal_column("+jobs.state_changed_at").desc(), literal_column("+jobs.id").desc()]
-    return [c.state_changed_at.desc(), c.id.desc()]
+def sort_columns(order: str, c) -> list:
+    """ORDER BY for a list sorted by ``order`` over the columns ``c`` (the id breaks ties in the last
+    column's direction)."""
+    columns = [c[name].asc() if ascending else c[name].desc() for name, ascending in ORDERS[order]]
+    return columns + [c.id.asc() if ORDERS[order][-1][1] else c.id.desc()]
 
 
 def order_by(job_filter: JobFilter | None, order: str) -> list:
-    """ORDER BY for a list sorted by ``order`` (the id breaks ties in the last column's direction)."""
-    if order == "changed":
-        return newest_first(job_filter)
-    c = Job.__table__.c
-    columns = [c[name].asc() if ascending else c[name].desc() for name, ascending in ORDERS[order]]
-    return columns + [c.id.asc() if ORDERS[order][-1][1] else c.id.desc()]
+    """ORDER BY for a list sorted by ``order``."""
+    return sort_columns(order, Job.__table__.c)
 
 
 def after_cursor(order: str, values: list, job_id: str):
@@ -204,11 +191,19 @@ def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str 
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}; one of {', '.join(ORDERS)}")
     limit = max(1, min(int(limit), 1000))
-    query = select(Job).where(*(job_filter or JobFilter()).clauses())
+    job_filter = job_filter or JobFilter()
+    after = []
     if cursor:
         values, job_id = decode_cursor(cursor, order)
-        query = query.where(after_cursor(order, values, job_id))
-    rows = list(db.session.scalars(query.order_by(*order_by(job_filter, order)).limit(limit + 1)))
+        after.append(after_cursor(order, values, job_id))
+    if job_filter.text:
+        ids = search.matching_ids(job_filter.text, job_filter.clauses(with_text=False) + after,
+                                  lambda columns: sort_columns(order, columns), limit + 1)
+        found = {job.id: job for job in db.session.scalars(select(Job).where(Job.id.in_(ids)))}
+        rows = [found[job_id] for job_id in ids if job_id in found]
+    else:
+        query = select(Job).where(*job_filter.clauses(), *after).order_by(*order_by(job_filter, order))
+        rows = list(db.session.scalars(query.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1], order) if more and rows else None)
@@ -275,9 +270,14 @@ def job_detail(job: Job) -> dict:
 
 def count_jobs(job_filter: JobFilter | None = None, cap: int = 10_000) -> tuple[int, bool]:
     """How many jobs match, counting at most ``cap`` (returns the count and whether it was capped)."""
-    query = select(Job.id).where(*(job_filter or JobFilter()).clauses())
+    job_filter = job_filter or JobFilter()
+    if job_filter.text:  # counted as the list finds them (see ``tasks.search``)
+        found = search.count_matches(job_filter.text, job_filter.clauses(with_text=False),
+                                     lambda columns: sort_columns("changed", columns), cap)
+        return min(found, cap), found > cap
+    query = select(Job.id).where(*job_filter.clauses())
     if db.engine.dialect.name == "postgresql":  # ordered like the list: the planner walks its index
-        query = query.order_by(*newest_first(job_filter))
+        query = query.order_by(*order_by(job_filter, "changed"))
     inner = query.limit(cap + 1).subquery()
     total = db.session.scalar(select(func.count()).select_from(inner)) or 0
     return min(total, cap), total > cap

@@ -12,7 +12,7 @@ Run once a second by each worker's maintenance thread (``Maintenance.tick``):
   without persistence, FLUSHALL, failover, a deleted transport file, a crash between
   commit and push) are dispatched again from the ledger;
 * **janitor** (one leader at a time) — Succeeded and Deleted jobs older than the
-  retention period are deleted in small batches; counters are compacted.
+  retention period are deleted in short batches (``tasks.retention``); counters are compacted.
 
 Every duty survives a single bad row or message: that job goes to Failed with the
 reason and the others carry on in the same run.
@@ -30,7 +30,8 @@ from tasks import continuations, idempotency, ledger, lifecycle, recurring, uniq
 from tasks.codec import Delivery, PoisonMessage, delivery_from_row
 from tasks.completer import Completer, Pending, handed_back
 from tasks.engine import outgoing
-from tasks.ledger import jobs_table, states_table
+from tasks.retention import expire_finished  # noqa: F401  (the janitor's duty, imported by tests)
+from tasks.ledger import jobs_table
 from tasks.lifecycle import Transition
 from tasks.transport import Transport
 
@@ -134,28 +135,6 @@ def ledger_poison(job_id: str, at, reason: str) -> Transition:
                       expected=lifecycle.LIVE_STATES | {lifecycle.AWAITING},
                       fields={"finished_at": at, "exception_type": "PoisonMessage",
                               "exception_message": reason}, data={"exception_type": "PoisonMessage"})
-
-
-def expire_finished(retention: timedelta, batch: int = 1000, budget: float = 2.0) -> int:
-    """Delete Succeeded/Deleted jobs older than ``retention`` in batches, for at most ``budget`` s."""
-    cutoff = ledger.utcnow() - retention
-    deadline = time.monotonic() + budget
-    removed = 0
-    c = jobs_table.c
-    for state in sorted(lifecycle.EXPIRING_STATES):
-        while time.monotonic() < deadline:
-            with write_transaction() as conn:
-                old = select(c.id).where(c.state == state, c.state_changed_at < cutoff).limit(batch)
-                ids = [r.id for r in conn.execute(old)]
-                if not ids:
-                    break
-                conn.execute(delete(states_table).where(states_table.c.job_id.in_(ids)))
-                gone = conn.execute(delete(jobs_table).where(c.id.in_(ids), c.state == state)).rowcount
-                ledger.add_counts(conn, {state: -gone})
-                removed += gone
-            if len(ids) < batch:
-                break
-    return removed
 
 
 class Maintenance:
