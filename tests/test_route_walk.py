@@ -51,6 +51,7 @@ ACCESS: dict[str, Access] = {
     "auth.me": SIGNED_IN,
     "admin.index": SIGNED_IN,
     "reports.": SIGNED_IN,
+    "reports_api.": Access(csrf_exempt=True),  # bearer or session (changes: X-CSRFToken), like every API
     "role.": Access(get=frozenset({ROLES})),
     "user.": Access(get=frozenset({USERS})),
     "outbox.": Access(get=frozenset({OUTBOX})),

@@ -27,7 +27,6 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from flask_admin import expose
-from flask_wtf.csrf import CSRFError
 
 from admin.access import json_error
 from admin.dashboard.actions import (
@@ -47,7 +46,7 @@ from admin.dashboard.guard import DashboardView
 from admin.dashboard.lists import FILTER_PARAMS, BadListQuery, api_list_query, is_job_id
 from admin.dashboard.live import live, queue_rows, server_rows
 from admin.dashboard.search import destination, suggestions
-from app.auth.tokens import bearer_token
+from app.auth.csrf import csrf_refusal
 from app.extensions import csrf
 from tasks import queries
 from tasks.actions import JOB_ACTIONS, RECURRING_ACTIONS
@@ -57,7 +56,6 @@ ENDPOINTS = ["GET stats", "GET jobs", "GET jobs/<id>", "GET queues", "GET server
              f"POST actions/<{'|'.join(JOB_ACTIONS)}>", "POST queues/<pause|resume>",
              f"POST recurring/<id>/<{'|'.join(RECURRING_ACTIONS)}>",
              f"POST recurring/actions/<{'|'.join(RECURRING_ACTIONS)}>"]
-CSRF_REFUSED = "a session request that changes something needs an X-CSRFToken header (or use a bearer token)"
 #: what a bulk filter may name: the list parameters, plus the state or retries list
 FILTER_FIELDS = frozenset(FILTER_PARAMS) | {"state", "retrying"}
 MAX_IDS = 10_000
@@ -142,15 +140,6 @@ def iso_times(record: dict) -> dict:
             for key, value in record.items()}
 
 
-def cookie_csrf_refusal():
-    """None when this session request carries a valid CSRF token, else a 403 JSON answer."""
-    try:
-        csrf.protect()
-    except CSRFError:
-        return json_error(403, CSRF_REFUSED)
-    return None
-
-
 class HangfireApiView(DashboardView):
     """JSON stats, lists, job detail, search and actions."""
 
@@ -171,8 +160,8 @@ class HangfireApiView(DashboardView):
     def _handle_view(self, name: str, **kwargs: Any):
         """The chain, then: a change needs a bearer token or the session's CSRF token."""
         refused = super()._handle_view(name, **kwargs)
-        if refused is None and self.changes_things(name) and bearer_token(request) is None:
-            return cookie_csrf_refusal()
+        if refused is None and self.changes_things(name):
+            return csrf_refusal()
         return refused
 
     # --- reads -------------------------------------------------------------------------------

@@ -60,8 +60,8 @@ def status_of(report: Report) -> ReportStatus:
     return from_job(report)
 
 
-def status_json(report: Report) -> dict:
-    """The JSON body of ``GET /reports/<id>/status``."""
+def status_json(report: Report, download_endpoint: str = "reports.download") -> dict:
+    """The JSON body of ``GET /reports/<id>/status`` (``download_url`` leads to ``download_endpoint``)."""
     status = status_of(report)
     ready = status.state == READY
     return {
@@ -69,5 +69,5 @@ def status_json(report: Report) -> dict:
         "final": status.final, "job_id": report.job_id, "rows": report.rows if ready else None,
         "size_bytes": report.size_bytes if ready else None,
         "wait_seconds": report.wait_seconds, "build_seconds": report.build_seconds if ready else None,
-        "download_url": url_for("reports.download", report_id=report.id) if ready else None,
+        "download_url": url_for(download_endpoint, report_id=report.id) if ready else None,
     }

@@ -80,14 +80,7 @@ def create():
     form = ReportForm(kinds_for(current_user))
     if not form.validate_on_submit():
         return render_page(form, 400)
-    kind, params = form.chosen_kind(), form.parameters()
-    report = Report(user_id=current_user.id, kind=kind.key, format=form.format.data,
-                    params=json.dumps(params), title=kind.describe(params),
-                    origin=request.url_root.rstrip("/"), expires_at=utcnow() + retention())
-    db.session.add(report)
-    db.session.flush()
-    report.job_id = build_report.enqueue(report.id)
-    db.session.commit()
+    report = start_report(form)
     flash(f"Report #{report.id} is being generated. You can leave this page: it will be emailed to you.",
           f"info:report-{report.id}")
     return redirect(url_for(".index", _anchor=f"report-{report.id}"))
@@ -102,11 +95,22 @@ def status(report_id: int):
     return response
 
 
-@bp.route("/<id:report_id>/download")
-@login_required
-def download(report_id: int):
-    """The report file as an attachment; 404 unless ready, present and visible to the user."""
-    report = visible_report(report_id)
+def start_report(form: ReportForm) -> Report:
+    """Record the report a validated ``form`` asks for (owned by the signed-in user), enqueue its
+    build and commit."""
+    kind, params = form.chosen_kind(), form.parameters()
+    report = Report(user_id=current_user.id, kind=kind.key, format=form.format.data,
+                    params=json.dumps(params), title=kind.describe(params),
+                    origin=request.url_root.rstrip("/"), expires_at=utcnow() + retention())
+    db.session.add(report)
+    db.session.flush()
+    report.job_id = build_report.enqueue(report.id)
+    db.session.commit()
+    return report
+
+
+def send_report(report: Report):
+    """The report's file as an attachment; 404 unless ready and its file present."""
     if report.state != READY:
         abort(404)
     try:
@@ -122,19 +126,33 @@ def download(report_id: int):
     return response
 
 
-@bp.route("/<id:report_id>/retry", methods=["POST"])
+@bp.route("/<id:report_id>/download")
 @login_required
-def retry(report_id: int):
-    """Build a failed report again, as a new job."""
-    report = visible_report(report_id)
+def download(report_id: int):
+    """The report file as an attachment; 404 unless ready, present and visible to the user."""
+    return send_report(visible_report(report_id))
+
+
+def rebuild(report: Report) -> bool:
+    """Build a failed ``report`` again as a new job (committed); False when it hasn't failed."""
     if status_of(report).state != FAILED:
-        flash(f"Report #{report.id} hasn't failed; nothing to retry.", "warning")
-        return redirect(url_for(".index"))
+        return False
     report.state, report.error, report.started_at, report.finished_at = QUEUED, None, None, None
     report.expires_at = utcnow() + retention()
     report.job_id = build_report.enqueue(report.id)
     db.session.commit()
     current_app.logger.info("report #%s retried by %s as job %s", report.id, current_user.username,
                             report.job_id)
+    return True
+
+
+@bp.route("/<id:report_id>/retry", methods=["POST"])
+@login_required
+def retry(report_id: int):
+    """Build a failed report again, as a new job."""
+    report = visible_report(report_id)
+    if not rebuild(report):
+        flash(f"Report #{report.id} hasn't failed; nothing to retry.", "warning")
+        return redirect(url_for(".index"))
     flash(f"Report #{report.id} is being generated again.", f"info:report-{report.id}")
     return redirect(url_for(".index", _anchor=f"report-{report.id}"))
