@@ -29,7 +29,8 @@ PUBLIC: tuple = ()
 SIGNED_IN: tuple = ({"bearerAuth": []}, {"cookieAuth": []})
 
 
-def obj(required: Iterable[str] | None = None, additional: bool | Schema = True, **properties: Schema) -> Schema:
+def obj(required: Iterable[str] | None = None, additional: bool | Schema = True,
+        **properties: Schema) -> Schema:
     """An object schema with ``properties``; ``required`` defaults to all of them."""
     schema: Schema = {"type": "object", "properties": dict(properties),
                       "required": sorted(properties if required is None else required)}

@@ -2,7 +2,7 @@
 
 | route | what |
 |---|---|
-| ``GET /api/reports`` | the caller's reports, newest first (``?scope=all``: everyone's, with ``Pages.Reports.All``) |
+| ``GET /api/reports`` | the caller's reports, newest first (``?scope=all``: everyone's, for "All reports") |
 | ``POST /api/reports`` | ``{"kind", "format", "start", "end", "include_inactive"}`` → 201 and the report |
 | ``GET /api/reports/<id>`` | the report: state, progress, message, error, download URL once ready |
 | ``GET /api/reports/<id>/download`` | the file (404 until it is ready) |
@@ -74,7 +74,8 @@ def request_form() -> tuple[ReportForm | None, dict]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return None, {"body": ["expected a JSON object such as {\"kind\": \"job-activity\"}"]}
-    problems = {name: [f"unknown field; one of {', '.join(FIELD_TYPES)}"] for name in data if name not in FIELD_TYPES}
+    problems = {name: [f"unknown field; one of {', '.join(FIELD_TYPES)}"]
+                for name in data if name not in FIELD_TYPES}
     problems |= {name: [f"must be a {kind.__name__.replace('str', 'string').replace('bool', 'boolean')}"]
                  for name, kind in FIELD_TYPES.items() if name in data and not isinstance(data[name], kind)}
     if problems:
