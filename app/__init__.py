@@ -40,7 +40,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import auth, cli, health, inputs, mail, reports, security, web
+    from app import auth, cli, health, inputs, mail, openapi, reports, security, web
     from tasks import init_app as init_jobs
     from admin import init_admin
 
@@ -54,6 +54,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     mail.init_app(app)
     reports.init_app(app)
     init_admin(app)
+    openapi.init_app(app)
     cli.init_app(app)
     return app
 

@@ -21,12 +21,12 @@ from werkzeug.datastructures import MultiDict
 from app.auth.csrf import csrf_refusal
 from app.auth.responses import json_error
 from app.extensions import csrf
-from app.openapi.registry import (ANY, BOOLEAN, DATE_TIME, INTEGER, NUMBER, STRING, Param, Response, array_of,
-                                  documented, enum, error, nullable, obj)
+from app.openapi.registry import (ANY, DATE_TIME, STRING, Param, Response, array_of, documented, enum, error,
+                                  obj)
 from app.reports.catalog import KINDS, kinds_for
 from app.reports.forms import ReportForm
-from app.reports.models import STATES, Report
-from app.reports.status import status_json
+from app.reports.models import Report
+from app.reports.status import REPORT_STATUS, status_json
 from app.reports.storage import FORMATS
 from app.reports.views import history, rebuild, sees_all, send_report, start_report, visible_report
 from app.web import add_api_prefix
@@ -36,13 +36,10 @@ csrf.exempt(bp)
 TAGS = ("Reports",)
 FIELD_TYPES = {"kind": str, "format": str, "start": str, "end": str, "include_inactive": bool}
 
-REPORT = obj(
-    id=INTEGER, kind=STRING, title=STRING, format=enum(FORMATS), parameters=obj(required=[]),
-    state=enum(STATES), label=STRING, progress={"type": "integer", "minimum": 0, "maximum": 100},
-    message=STRING, error=nullable(STRING), final=BOOLEAN, job_id=nullable(STRING), rows=nullable(INTEGER),
-    size_bytes=nullable(INTEGER), wait_seconds=nullable(NUMBER), build_seconds=nullable(NUMBER),
-    download_url=nullable(STRING), created_at=DATE_TIME, expires_at=DATE_TIME,
-)
+REPORT = {**REPORT_STATUS,
+          "properties": {**REPORT_STATUS["properties"], "kind": enum(KINDS), "parameters": obj(required=[]),
+                         "created_at": DATE_TIME, "expires_at": DATE_TIME},
+          "required": sorted([*REPORT_STATUS["required"], "kind", "parameters", "created_at", "expires_at"])}
 NEW_REPORT = obj(
     required=["kind"], additional=False,
     kind=enum(KINDS), format={**enum(FORMATS), "default": "csv"},

@@ -10,11 +10,20 @@ from dataclasses import asdict, dataclass
 
 from flask import url_for
 
-from app.reports.models import FAILED, QUEUED, READY, RUNNING, Report
+from app.openapi.registry import BOOLEAN, INTEGER, NUMBER, STRING, enum, nullable, obj
+from app.reports.models import FAILED, QUEUED, READY, RUNNING, STATES, Report
+from app.reports.storage import FORMATS
 from tasks import lifecycle
 from tasks.queries import get_job
 
 LABELS = {QUEUED: "Queued", RUNNING: "Running", READY: "Ready", FAILED: "Failed"}
+#: the schema of :func:`status_json`
+REPORT_STATUS = obj(
+    id=INTEGER, title=STRING, format=enum(FORMATS), state=enum(STATES), label=STRING,
+    progress={"type": "integer", "minimum": 0, "maximum": 100}, message=STRING, error=nullable(STRING),
+    final=BOOLEAN, job_id=nullable(STRING), rows=nullable(INTEGER), size_bytes=nullable(INTEGER),
+    wait_seconds=nullable(NUMBER), build_seconds=nullable(NUMBER), download_url=nullable(STRING),
+)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.extensions import db
+from app.openapi.registry import documented, error
 from app.permissions import REPORTS_ALL
 from app.reports import storage
 from app.reports.catalog import kinds_for
@@ -29,7 +30,7 @@ from app.reports.forms import ReportForm
 from app.reports.jobs import build_report, retention
 from app.reports.models import FAILED, QUEUED, READY, Report
 from app.reports.notify import download_name
-from app.reports.status import status_json, status_of
+from app.reports.status import REPORT_STATUS, status_json, status_of
 from tasks.ledger import utcnow
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -88,6 +89,8 @@ def create():
 
 @bp.route("/<id:report_id>/status")
 @login_required
+@documented("A report's status for the reports page's progress bar (the API's is /api/reports/{report_id})",
+            {200: REPORT_STATUS, 404: error("no such report (or not the caller's)")}, tags=("Reports",))
 def status(report_id: int):
     """The report's live status as JSON (polled by the progress bar)."""
     response = jsonify(status_json(visible_report(report_id)))
