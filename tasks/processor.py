@@ -19,7 +19,7 @@ from flask import Flask
 
 from app.extensions import db
 from app.logs import job_scope
-from tasks import api
+from tasks import api, tracing
 from tasks.codec import Delivery
 from tasks.progress import JobCancelled, JobTimeout, Reporter
 
@@ -63,12 +63,16 @@ class Processor:
         return Outcome(job, kind, value, time.monotonic() - start)
 
     def perform(self, job: Claimed) -> tuple[str, Any]:
-        """Run ``job`` with its log context (every line logged meanwhile names the job); a failed
-        attempt is logged with its traceback, for log-based error trackers."""
+        """Run ``job`` with its log context (every line logged meanwhile names the job) and, when tracing
+        is on, in its span; a failed attempt is logged with its traceback (for log-based error
+        trackers) and recorded on the span."""
         delivery = job.delivery
-        with job_scope(delivery.id, delivery.task, delivery.queue, job.attempt):
+        with job_scope(delivery.id, delivery.task, delivery.queue, job.attempt), \
+                tracing.run_span(delivery.id, delivery.task, delivery.queue, job.attempt,
+                                 delivery.traceparent) as span:
             kind, value = self.call(job)
             if kind == FAILED:
+                span.failed(value)
                 log.error("job %s (%s) failed on attempt %d of %d: %s: %s", delivery.id, delivery.task,
                           job.attempt, delivery.max_attempts, type(value).__name__, value,
                           exc_info=(type(value), value, value.__traceback__))
