@@ -101,6 +101,9 @@ def error(description: str) -> Response:
     return Response(description, ERROR)
 
 
+#: answers every operation may give: the app refuses NUL characters in URLs and malformed JSON bodies
+#: before any view runs (app.inputs)
+MALFORMED = {400: error("a malformed request: NUL characters in the URL, or a body that isn't usable JSON")}
 #: answers every signed-in operation may give
 AUTH_ERRORS = {401: error("no valid bearer token or session")}
 
@@ -127,13 +130,13 @@ def documented(summary: str, responses: Mapping[int, Response | Schema], *, meth
     """Attach an :class:`Operation` for each of ``methods`` to the decorated view.
 
     ``responses`` maps a status to a :class:`Response` (or to a bare schema, described as "OK");
-    signed-in operations also document 401. ``path`` gives schemas for path parameters the URL
+    every operation also documents 400 (a malformed request) unless it describes its own, and
+    signed-in operations 401. ``path`` gives schemas for path parameters the URL
     converter doesn't already say (e.g. an ``enum`` of actions). The function is returned unchanged.
     """
     answers = {status: answer if isinstance(answer, Response) else Response("OK", answer)
                for status, answer in responses.items()}
-    if security:
-        answers = {**AUTH_ERRORS, **answers}
+    answers = {**MALFORMED, **(AUTH_ERRORS if security else {}), **answers}
     operation = Operation(summary, answers, body, body_required, tuple(query), dict(path or {}),
                           tuple(security), tuple(tags), description)
 
