@@ -46,11 +46,11 @@ from admin.dashboard.guard import DashboardView
 from admin.dashboard.lists import FILTER_PARAMS, BadListQuery, api_list_query, is_job_id
 from admin.dashboard.live import live, queue_rows, server_rows
 from admin.dashboard.schemas import (ACTION_BODY, ACTION_DONE, AUDIT, AUDIT_QUERY, BAD_REQUEST,
-                                     BULK_STARTED, ENQUEUE, ENQUEUED, FIELD_ERRORS, IDS_BODY, INDEX,
+                                     BULK_STARTED, ENQUEUED, FIELD_ERRORS, IDS_BODY, INDEX,
                                      JOB_ACTION, JOB_DETAIL, JOB_FILTERS, JOB_PAGE, NO_ACTION, NO_JOB,
                                      NO_RECURRING, QUEUE_BODY, QUEUE_DONE, QUEUES, RECURRING,
                                      RECURRING_ACTION, RECURRING_DONE, REFUSALS, SEARCH, SEARCH_QUERY,
-                                     SERVERS, STATS, TAGS)
+                                     SERVERS, STATS, TAGS, enqueue_body)
 from admin.dashboard.search import destination, suggestions
 from app.auth.csrf import csrf_refusal
 from app.extensions import csrf
@@ -252,7 +252,7 @@ class HangfireApiView(DashboardView):
     @expose("/jobs", methods=("POST",))
     @documented("Enqueue a registered task",
                 {201: Answer("enqueued", ENQUEUED), 400: FIELD_ERRORS, **REFUSALS},
-                methods=["POST"], body=ENQUEUE, tags=TAGS)
+                methods=["POST"], body=enqueue_body, tags=TAGS)
     def enqueue(self):
         """Enqueue a registered task: 201 with its id, or 400 naming each problem."""
         try:

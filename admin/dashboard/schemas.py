@@ -45,8 +45,17 @@ RECURRING = obj(recurring=array_of(obj(id=STRING, task=STRING, cron=STRING, time
 SEARCH = obj(go=nullable(STRING), suggestions=array_of(obj(label=STRING, detail=STRING, url=STRING)))
 INDEX = obj(endpoints=array_of(STRING), read_only=BOOLEAN)
 
-ENQUEUE = obj(task=STRING, args={"type": "array"}, kwargs={"type": "object"}, queue=STRING,
-              delay={"type": ["number", "string"], "description": "seconds from now"}, required=["task"])
+
+def enqueue_body() -> dict:
+    """The body of ``POST /jobs``: ``task`` is one of the tasks the dashboard offers (asked when the
+    description is built, so jobs registered later are in it)."""
+    from admin.dashboard.enqueue import enqueueable_tasks
+
+    return obj(task=enum(sorted(d.name for d in enqueueable_tasks())), args={"type": "array"},
+               kwargs={"type": "object"}, queue=STRING,
+               delay={"type": ["number", "string"], "description": "seconds from now"}, required=["task"])
+
+
 ENQUEUED = obj(id=STRING)
 FIELD_ERRORS = Response("a field is refused (each named in errors)",
                         obj(error=STRING, errors=obj(required=[], additional=STRING), required=["error"]))

@@ -114,7 +114,7 @@ class Operation:
 
     summary: str
     responses: Mapping[int, Response]
-    body: Schema | None = None
+    body: Schema | Callable[[], Schema] | None = None  # a callable: asked when the description is built
     body_required: bool = True
     query: tuple[Param, ...] = ()
     path: Mapping[str, Schema] = field(default_factory=dict)
@@ -124,15 +124,18 @@ class Operation:
 
 
 def documented(summary: str, responses: Mapping[int, Response | Schema], *, methods: Iterable[str] = ("GET",),
-               body: Schema | None = None, body_required: bool = True, query: Iterable[Param] = (),
-               path: Mapping[str, Schema] | None = None, security: tuple = SIGNED_IN,
+               body: Schema | Callable[[], Schema] | None = None, body_required: bool = True,
+               query: Iterable[Param] = (), path: Mapping[str, Schema] | None = None,
+               security: tuple = SIGNED_IN,
                tags: Iterable[str] = (), description: str = "") -> Callable:
     """Attach an :class:`Operation` for each of ``methods`` to the decorated view.
 
     ``responses`` maps a status to a :class:`Response` (or to a bare schema, described as "OK");
     every operation also documents 400 (a malformed request) unless it describes its own, and
     signed-in operations 401. ``path`` gives schemas for path parameters the URL
-    converter doesn't already say (e.g. an ``enum`` of actions). The function is returned unchanged.
+    converter doesn't already say (e.g. an ``enum`` of actions); ``body`` may be a function giving the
+    schema when the description is built (e.g. an ``enum`` of registered tasks). The function is
+    returned unchanged.
     """
     answers = {status: answer if isinstance(answer, Response) else Response("OK", answer)
                for status, answer in responses.items()}

@@ -66,8 +66,9 @@ def operation_object(rule: Rule, method: str, operation: Operation, operation_id
     if operation.tags:
         found["tags"] = list(operation.tags)
     if operation.body is not None:
+        body = operation.body() if callable(operation.body) else operation.body
         found["requestBody"] = {"required": operation.body_required,
-                                "content": {"application/json": {"schema": operation.body}}}
+                                "content": {"application/json": {"schema": body}}}
     return found
 
 
