@@ -30,6 +30,8 @@ FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REQUEST_ID_HEADER = "X-Request-ID"
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: loggers gunicorn sets up before it loads the app (its master's own lines, logged earlier, stay text)
+GUNICORN_LOGGERS = ("gunicorn.access", "gunicorn.error")
 
 _context: ContextVar[dict] = ContextVar("log_context", default={})
 
@@ -118,6 +120,10 @@ def configure(log_format: str, level: str) -> None:
         root.addHandler(handler)
     handler.setFormatter(formatter_for(log_format))
     root.setLevel(level)
+    if log_format == "json":
+        for name in GUNICORN_LOGGERS:  # a gunicorn worker: its access and error lines become JSON too
+            for own in logging.getLogger(name).handlers:
+                own.setFormatter(JsonFormatter())
 
 
 def request_id() -> str:

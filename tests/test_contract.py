@@ -8,6 +8,7 @@ no answer is a server error and every answer has a documented status and matches
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -48,8 +49,8 @@ def answers(port: int, path: str) -> bool:
 def served_api(app_config):
     """gunicorn serving the test database and Redis; yields its base URL."""
     port = free_port()
-    env = worker_env(app_config, WEB_CONCURRENCY="2", LOGIN_THROTTLE_IP_MAX_FAILURES="1000",
-                     LOGIN_THROTTLE_MAX_FAILURES="1000",
+    env = worker_env(app_config, WEB_CONCURRENCY="2", LOG_FORMAT="json",
+                     LOGIN_THROTTLE_IP_MAX_FAILURES="1000", LOGIN_THROTTLE_MAX_FAILURES="1000",
                      PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     log_path = os.path.join(app_config["INSTANCE_PATH"], "gunicorn-contract.log")
     with open(log_path, "wb") as log:
@@ -62,7 +63,10 @@ def served_api(app_config):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
     with open(log_path, encoding="utf-8", errors="replace") as fh:
-        assert "Traceback" not in fh.read(), f"the server logged a traceback: see {log_path}"
+        output = fh.read()
+    assert "Traceback" not in output, f"the server logged a traceback: see {log_path}"
+    access = [json.loads(line) for line in output.splitlines() if "/healthz" in line]
+    assert access and all(line["logger"] == "gunicorn.access" for line in access)  # JSON access lines
 
 
 def test_the_api_keeps_its_contract_under_fuzzing(app, make_user, jobs, nightly, served_api):
