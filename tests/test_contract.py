@@ -24,7 +24,7 @@ from tests.test_gunicorn import procfile_web_command
 from tests.test_reports import ready_report
 from tests.workers import ROOT, wait_for, worker_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # about 2-4 minutes of fuzzing
 
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance"
 EXAMPLES_PER_OPERATION = "20"
