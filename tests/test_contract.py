@@ -76,7 +76,7 @@ def test_the_api_keeps_its_contract_under_fuzzing(app, make_user, jobs, nightly,
     command = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", served_api + SPEC_PATH,
                "-H", f"Authorization: Bearer {token}", "--checks", CHECKS, "-n", EXAMPLES_PER_OPERATION,
                "--seed", "1"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
+    result = subprocess.run(command, cwd=app.instance_path, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
     summary = result.stdout[-6000:] + result.stderr[-2000:]
     print(summary)  # the schemathesis summary, shown with -s (and in the report of a failure)
