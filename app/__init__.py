@@ -1,14 +1,13 @@
 """The Flask application factory."""
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from collections.abc import Mapping
 
 from flask import Flask
 
 from app import config as app_config
+from app import logs
 from app.extensions import csrf, db, login_manager, migrate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +30,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.config.update(config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", app_config.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     app_config.check(app.config)
-    configure_logging(app)
+    logs.init_app(app)
 
     from app import models  # noqa: F401  (register the tables with the metadata)
 
@@ -40,7 +39,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import auth, cli, health, inputs, mail, reports, security, web
+    from app import auth, cli, health, inputs, mail, openapi, reports, security, web
     from tasks import init_app as init_jobs
     from admin import init_admin
 
@@ -54,16 +53,6 @@ def create_app(config: Mapping | None = None) -> Flask:
     mail.init_app(app)
     reports.init_app(app)
     init_admin(app)
+    openapi.init_app(app)
     cli.init_app(app)
     return app
-
-
-def configure_logging(app: Flask) -> None:
-    """Log to stdout (Heroku's log router reads it) at ``LOG_LEVEL``."""
-    root = logging.getLogger()
-    if not any(getattr(h, "_app_stdout", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler._app_stdout = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(app.config["LOG_LEVEL"])

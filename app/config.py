@@ -96,6 +96,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "REMEMBER_COOKIE_DURATION": timedelta(days=14),
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": (env.get("LOG_FORMAT") or "text").strip().lower(),
         "JOBS_MODULES": env.get("JOBS_MODULES", ""),
         "JOBS_QUEUES": env.get("JOBS_QUEUES", "email,default,reports"),
         **{key: float(env[key]) for key in JOB_TUNING if env.get(key)},
@@ -112,6 +113,8 @@ def check(config: Mapping) -> None:
             raise ConfigError("SECRET_KEY must be at least 32 bytes in production")
         if not config.get("PUBLIC_URL"):
             raise ConfigError("PUBLIC_URL must be set in production (links in emails are built from it)")
+    if config.get("LOG_FORMAT", "text") not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {config.get('LOG_FORMAT')!r}")
     public_url = config.get("PUBLIC_URL")
     if public_url and not public_url.startswith(("http://", "https://")):
         raise ConfigError(f"PUBLIC_URL must start with http:// or https://, got {public_url!r}")

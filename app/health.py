@@ -12,6 +12,7 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from app.extensions import csrf, db
+from app.openapi.registry import PUBLIC, STRING, Response, documented, enum, obj
 from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ def may_see_errors() -> bool:
         return False
 
 
+HEALTH = obj(status=enum(["ok", "unavailable"]), checks=obj(database=STRING, transport=STRING))
+
+
+@documented("Is the database and the job transport reachable?", {
+    200: Response("everything answers", HEALTH), 503: Response("a component is down", HEALTH),
+}, security=PUBLIC, tags=("Meta",))
 def healthz():
     """200 with per-component status when everything answers, 503 otherwise."""
     from tasks import transport_error

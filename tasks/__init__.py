@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
     import importlib
 
     from tasks import audit, demo, idempotency, ledger, progress, queues, recurring, system, unique  # noqa: F401
+    from tasks import tracing
     from tasks.cli import jobs_cli
     from tasks.engine import JobEngine
 
@@ -32,6 +33,7 @@ def init_app(app: Flask) -> None:
         if module.strip():
             importlib.import_module(module.strip())  # the application's own job modules
 
+    tracing.setup()  # OpenTelemetry, when installed and configured by OTEL_* variables
     app.extensions["jobs"] = JobEngine(app)
     app.cli.add_command(jobs_cli)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 from flask import current_app
@@ -37,8 +38,12 @@ def worker_command(queues: str | None, concurrency: int, processes: bool) -> Non
 
     engine = current_app.extensions["jobs"]
     names = [q.strip() for q in (queues or ",".join(engine.settings.default_queues)).split(",") if q.strip()]
-    click.echo(f"worker: queues {','.join(names)}, {concurrency} {'processes' if processes else 'threads'}, "
-               f"transport {type(engine.transport).__name__}")
+    banner = (f"worker: queues {','.join(names)}, {concurrency} {'processes' if processes else 'threads'}, "
+              f"transport {type(engine.transport).__name__}")
+    if current_app.config.get("LOG_FORMAT") == "json":
+        logging.getLogger("tasks.cli").info(banner)  # every line on stdout stays JSON
+    else:
+        click.echo(banner)
     JobServer(engine, names, concurrency, processes).run()
 
 

@@ -3,7 +3,11 @@
 Nothing crosses a process as pickle. A message is a small JSON object::
 
     {"v": 1, "id": "...", "task": "demo.sleep", "queue": "default", "priority": 0,
-     "args": [...], "kwargs": {...}, "attempt": 1, "max_attempts": 10, "eta": null}
+     "args": [...], "kwargs": {...}, "attempt": 1, "max_attempts": 10, "eta": null,
+     "traceparent": "00-<trace id>-<span id>-01"}
+
+``traceparent`` (W3C trace context of the enqueue, see :mod:`tasks.tracing`) is optional: it is
+only written while tracing is on, and a message without it (or with a malformed one) is still valid.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 
 
 VERSION = 1
+TRACEPARENT_MAX = 512
 
 
 class ArgumentError(TypeError):
@@ -109,13 +114,17 @@ class Delivery:
     max_attempts: int = 10
     eta: float | None = None  # epoch seconds, or None when due now
     created: float | None = None  # epoch seconds when (re)queued, for latency
+    traceparent: str | None = None  # W3C trace context of the enqueue (only while tracing)
 
     def encode(self) -> bytes:
         """The wire form of this message."""
-        return dumps({"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
-                      "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
-                      "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
-                      "created": self.created})
+        body = {"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
+                "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
+                "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
+                "created": self.created}
+        if self.traceparent:
+            body["traceparent"] = self.traceparent
+        return dumps(body)
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
         """The same job, one attempt later, due at ``eta``."""
@@ -148,6 +157,8 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
     if not (isinstance(delivery.task, str) and isinstance(delivery.args, list)
             and isinstance(delivery.kwargs, dict) and isinstance(delivery.attempt, int)):
         raise PoisonMessage("malformed message: wrong field types", job_id, raw)
+    if not (isinstance(delivery.traceparent, str) and len(delivery.traceparent) <= TRACEPARENT_MAX):
+        delivery.traceparent = None  # tracing context is a hint: a bad one never fails the job
     return delivery
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.extensions import db, write_transaction
-from tasks import continuations, ledger, lifecycle, unique
+from tasks import continuations, ledger, lifecycle, tracing, unique
 from tasks.api import JobDefinition
 from tasks.codec import Delivery, check_arguments, encode_arguments
 from tasks.ledger import NewJob
@@ -93,28 +93,30 @@ class JobEngine:
         state = lifecycle.AWAITING if after else lifecycle.SCHEDULED if due else lifecycle.ENQUEUED
         who = enqueued_by or current_username()
         names = job.parameter_names()
-        batch = Batch()
-        created = time.time()
-        allow_nul = db.engine.dialect.name != "postgresql"
-        for args, kwargs in calls:
-            args, kwargs = list(args), dict(kwargs or {})
-            check_arguments(args, kwargs, names, allow_nul)
-            encoded = encode_arguments(args, kwargs, self.settings.max_args_bytes)
-            job.check_call(args, kwargs)
-            job.check_keys(args, kwargs)
-            job_id = ledger.new_job_id()
-            batch.jobs.append(NewJob(
-                job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs, state,
-                job.retry.attempts, ledger.from_epoch(due) or occurrence, who,
-                reason="Scheduled by client" if due else f"Recurring job {recurring_id}" if recurring_id else "",
-                parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id,
-                encoded=encoded))
-            batch.keys.append(unique.key_for(job.name, job.unique, args, kwargs) if job.unique else None)
-            if not after:
-                batch.deliveries[job_id] = Delivery(job_id, job.name, queue, priority, args, kwargs, 1,
-                                                    job.retry.attempts, due, created)
-        batch.window = job.unique_window
-        return self.record_and_dispatch(batch)
+        with tracing.enqueue_span(job.name, queue, len(calls)) as traceparent:
+            batch = Batch()
+            created = time.time()
+            allow_nul = db.engine.dialect.name != "postgresql"
+            for args, kwargs in calls:
+                args, kwargs = list(args), dict(kwargs or {})
+                check_arguments(args, kwargs, names, allow_nul)
+                encoded = encode_arguments(args, kwargs, self.settings.max_args_bytes)
+                job.check_call(args, kwargs)
+                job.check_keys(args, kwargs)
+                job_id = ledger.new_job_id()
+                batch.jobs.append(NewJob(
+                    job_id, job.name, job.describe(args, kwargs), queue, priority, args, kwargs, state,
+                    job.retry.attempts, ledger.from_epoch(due) or occurrence, who,
+                    reason=("Scheduled by client" if due else
+                            f"Recurring job {recurring_id}" if recurring_id else ""),
+                    parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id,
+                    encoded=encoded))
+                batch.keys.append(unique.key_for(job.name, job.unique, args, kwargs) if job.unique else None)
+                if not after:
+                    batch.deliveries[job_id] = Delivery(job_id, job.name, queue, priority, args, kwargs, 1,
+                                                        job.retry.attempts, due, created, traceparent)
+            batch.window = job.unique_window
+            return self.record_and_dispatch(batch)
 
     def known_queues(self) -> set[str]:
         """Queues jobs may be sent to: ``JOBS_QUEUES``, every job definition's own, and declared ones."""

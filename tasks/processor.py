@@ -8,6 +8,7 @@ Thread workers stop a job past its ``timeout`` at its next checkpoint; a process
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -17,11 +18,13 @@ from typing import Any
 from flask import Flask
 
 from app.extensions import db
-from tasks import api
+from app.logs import job_scope
+from tasks import api, tracing
 from tasks.codec import Delivery
 from tasks.progress import JobCancelled, JobTimeout, Reporter
 
 SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
+log = logging.getLogger("tasks.processor")
 
 
 @dataclass
@@ -60,6 +63,22 @@ class Processor:
         return Outcome(job, kind, value, time.monotonic() - start)
 
     def perform(self, job: Claimed) -> tuple[str, Any]:
+        """Run ``job`` with its log context (every line logged meanwhile names the job) and, when tracing
+        is on, in its span; a failed attempt is logged with its traceback (for log-based error
+        trackers) and recorded on the span."""
+        delivery = job.delivery
+        with job_scope(delivery.id, delivery.task, delivery.queue, job.attempt), \
+                tracing.run_span(delivery.id, delivery.task, delivery.queue, job.attempt,
+                                 delivery.traceparent) as span:
+            kind, value = self.call(job)
+            if kind == FAILED:
+                span.failed(value)
+                log.error("job %s (%s) failed on attempt %d of %d: %s: %s", delivery.id, delivery.task,
+                          job.attempt, delivery.max_attempts, type(value).__name__, value,
+                          exc_info=(type(value), value, value.__traceback__))
+            return kind, value
+
+    def call(self, job: Claimed) -> tuple[str, Any]:
         """Call the job function with its context: the one place a job starts running."""
         definition, delivery = job.definition, job.delivery
         deadline = time.monotonic() + definition.timeout if definition.timeout else None

@@ -153,3 +153,11 @@ def permanent() -> None:
     from tasks import PermanentError
 
     raise PermanentError("this input can never work")
+
+
+@job(name="tests.log_line", retries=0)
+def log_line(message: str) -> None:
+    """Log ``message`` through an ordinary module logger (not the job's own)."""
+    import logging
+
+    logging.getLogger("tests.jobs").warning(message)

@@ -51,6 +51,9 @@ ACCESS: dict[str, Access] = {
     "auth.me": SIGNED_IN,
     "admin.index": SIGNED_IN,
     "reports.": SIGNED_IN,
+    "reports_api.": Access(csrf_exempt=True),  # bearer or session (changes: X-CSRFToken), like every API
+    "openapi.spec": SIGNED_IN,  # the API description: anyone who may use the API at all
+    "openapi.docs": SIGNED_IN,  # Swagger UI over it
     "role.": Access(get=frozenset({ROLES})),
     "user.": Access(get=frozenset({USERS})),
     "outbox.": Access(get=frozenset({OUTBOX})),

@@ -27,7 +27,6 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from flask_admin import expose
-from flask_wtf.csrf import CSRFError
 
 from admin.access import json_error
 from admin.dashboard.actions import (
@@ -46,9 +45,17 @@ from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.lists import FILTER_PARAMS, BadListQuery, api_list_query, is_job_id
 from admin.dashboard.live import live, queue_rows, server_rows
+from admin.dashboard.schemas import (ACTION_BODY, ACTION_DONE, AUDIT, AUDIT_QUERY, BAD_REQUEST,
+                                     BULK_STARTED, ENQUEUED, FIELD_ERRORS, IDS_BODY, INDEX,
+                                     JOB_ACTION, JOB_DETAIL, JOB_FILTERS, JOB_PAGE, NO_ACTION, NO_JOB,
+                                     NO_RECURRING, QUEUE_BODY, QUEUE_DONE, QUEUES, RECURRING,
+                                     RECURRING_ACTION, RECURRING_DONE, REFUSALS, SEARCH, SEARCH_QUERY,
+                                     SERVERS, STATS, TAGS, enqueue_body)
 from admin.dashboard.search import destination, suggestions
-from app.auth.tokens import bearer_token
+from app.auth.csrf import csrf_refusal
 from app.extensions import csrf
+from app.openapi.registry import ANY, documented, enum
+from app.openapi.registry import Response as Answer
 from tasks import queries
 from tasks.actions import JOB_ACTIONS, RECURRING_ACTIONS
 
@@ -57,7 +64,6 @@ ENDPOINTS = ["GET stats", "GET jobs", "GET jobs/<id>", "GET queues", "GET server
              f"POST actions/<{'|'.join(JOB_ACTIONS)}>", "POST queues/<pause|resume>",
              f"POST recurring/<id>/<{'|'.join(RECURRING_ACTIONS)}>",
              f"POST recurring/actions/<{'|'.join(RECURRING_ACTIONS)}>"]
-CSRF_REFUSED = "a session request that changes something needs an X-CSRFToken header (or use a bearer token)"
 #: what a bulk filter may name: the list parameters, plus the state or retries list
 FILTER_FIELDS = frozenset(FILTER_PARAMS) | {"state", "retrying"}
 MAX_IDS = 10_000
@@ -142,15 +148,6 @@ def iso_times(record: dict) -> dict:
             for key, value in record.items()}
 
 
-def cookie_csrf_refusal():
-    """None when this session request carries a valid CSRF token, else a 403 JSON answer."""
-    try:
-        csrf.protect()
-    except CSRFError:
-        return json_error(403, CSRF_REFUSED)
-    return None
-
-
 class HangfireApiView(DashboardView):
     """JSON stats, lists, job detail, search and actions."""
 
@@ -171,17 +168,20 @@ class HangfireApiView(DashboardView):
     def _handle_view(self, name: str, **kwargs: Any):
         """The chain, then: a change needs a bearer token or the session's CSRF token."""
         refused = super()._handle_view(name, **kwargs)
-        if refused is None and self.changes_things(name) and bearer_token(request) is None:
-            return cookie_csrf_refusal()
+        if refused is None and self.changes_things(name):
+            return csrf_refusal()
         return refused
 
     # --- reads -------------------------------------------------------------------------------
     @expose("/")
+    @documented("What the dashboard API offers", {200: INDEX, **REFUSALS}, tags=TAGS)
     def index(self):
         """What this API offers (Flask-Admin needs a default route)."""
         return jsonify(endpoints=ENDPOINTS, read_only=self.read_only)
 
     @expose("/stats")
+    @documented("Counters per state, retries, recurring, workers, queues", {200: STATS, **REFUSALS},
+                tags=TAGS)
     def stats(self):
         """Counters per state, retries, recurring, workers, queues, the transport, and whether the caller
         is read-only (worker figures are null while the transport doesn't answer)."""
@@ -190,6 +190,8 @@ class HangfireApiView(DashboardView):
                           "transport": live().as_json()})
 
     @expose("/jobs")
+    @documented("A page of jobs, filtered", {200: JOB_PAGE, **REFUSALS, 400: BAD_REQUEST},
+                tags=TAGS, query=JOB_FILTERS)
     def jobs(self):
         """A page of jobs: ``state``/``retrying``, ``q``, ``task``, ``queue``, ``enqueued_by``, ``since``,
         ``until``, ``recurring``, ``id``, ``limit``, ``cursor``."""
@@ -200,12 +202,16 @@ class HangfireApiView(DashboardView):
         return jsonify(job_page(query).as_json())
 
     @expose("/search")
+    @documented("Where the header search leads, and suggestions", {200: SEARCH, **REFUSALS},
+                tags=TAGS, query=SEARCH_QUERY)
     def search(self):
         """``?q=``: where the header search leads (``go``) and suggestions while typing."""
         text = request.args.get("q", "")
         return jsonify(go=destination(text), suggestions=[s.as_json() for s in suggestions(text)])
 
     @expose("/jobs/<job_id>")
+    @documented("Everything about one job, history included", {200: JOB_DETAIL, **REFUSALS, 404: NO_JOB},
+                tags=TAGS)
     def job(self, job_id: str):
         """Everything about one job, history included."""
         job = queries.get_job(job_id) if is_job_id(job_id) else None
@@ -214,16 +220,21 @@ class HangfireApiView(DashboardView):
         return jsonify(queries.job_detail(job))
 
     @expose("/queues")
+    @documented("Every queue: length, oldest job's age, paused, live readers", {200: QUEUES, **REFUSALS},
+                tags=TAGS)
     def queues(self):
         """Every queue: length, oldest job's age, paused and live readers (null when unknown)."""
         return jsonify(queues=queue_rows(), transport=live().as_json())
 
     @expose("/servers")
+    @documented("Registered workers, live ones first", {200: SERVERS, **REFUSALS}, tags=TAGS)
     def servers(self):
         """Registered workers, live ones first."""
         return jsonify(servers=[iso_times(worker) for worker in server_rows()], transport=live().as_json())
 
     @expose("/audit")
+    @documented("The audit log, newest first", {200: AUDIT, **REFUSALS, 400: BAD_REQUEST},
+                tags=TAGS, query=AUDIT_QUERY)
     def audit(self):
         """The audit log, newest first, each entry with its button's label and a sentence (``cursor``
         continues, ``limit`` 1–500)."""
@@ -232,12 +243,16 @@ class HangfireApiView(DashboardView):
         return jsonify(entries=[entry.as_json() for entry in entries], next_cursor=next_cursor)
 
     @expose("/recurring")
+    @documented("Every recurring job", {200: RECURRING, **REFUSALS}, tags=TAGS)
     def recurring(self):
         """Every recurring job: schedule (and in words), zone, next run, last run and its state, error."""
         return jsonify(recurring=[iso_times(row) for row in recurring_rows()])
 
     # --- actions -----------------------------------------------------------------------------
     @expose("/jobs", methods=("POST",))
+    @documented("Enqueue a registered task",
+                {201: Answer("enqueued", ENQUEUED), 400: FIELD_ERRORS, **REFUSALS},
+                methods=["POST"], body=enqueue_body, tags=TAGS)
     def enqueue(self):
         """Enqueue a registered task: 201 with its id, or 400 naming each problem."""
         try:
@@ -252,11 +267,17 @@ class HangfireApiView(DashboardView):
         return jsonify(id=job_id), 201
 
     @expose("/jobs/<job_id>/<action>", methods=("POST",))
+    @documented("Run an action on one job", {200: ACTION_DONE, 400: BAD_REQUEST, 404: NO_ACTION, **REFUSALS},
+                methods=["POST"], path={"action": JOB_ACTION}, body=ANY, body_required=False, tags=TAGS)
     def job_action(self, job_id: str, action: str):
         """Run one action on one job."""
         return self.run_action(action, {"ids": [job_id]})
 
     @expose("/actions/<action>", methods=("POST",))
+    @documented("Run an action on jobs by id (now) or on everything a filter matches (in the background)", {
+        200: ACTION_DONE, 202: Answer("the bulk job started", BULK_STARTED), 400: BAD_REQUEST,
+        404: NO_ACTION, **REFUSALS},
+        methods=["POST"], path={"action": JOB_ACTION}, body=ACTION_BODY, tags=TAGS)
     def act(self, action: str):
         """Run an action on ``{"ids": [...]}`` now, or on ``{"filter": {...}}`` in the background."""
         return self.run_action(action, body())
@@ -276,6 +297,8 @@ class HangfireApiView(DashboardView):
             raise ApiError(400, str(exc)) from None
 
     @expose("/queues/<operation>", methods=("POST",))
+    @documented("Pause or resume a queue", {200: QUEUE_DONE, 400: BAD_REQUEST, 404: NO_ACTION, **REFUSALS},
+                methods=["POST"], path={"operation": enum(["pause", "resume"])}, body=QUEUE_BODY, tags=TAGS)
     def queue_action(self, operation: str):
         """Pause or resume ``{"queue": name}``."""
         if operation not in ("pause", "resume"):
@@ -290,11 +313,17 @@ class HangfireApiView(DashboardView):
         return jsonify(message=message, queue=queue, paused=operation == "pause")
 
     @expose("/recurring/actions/<action>", methods=("POST",))
+    @documented("Trigger, enable, disable or delete recurring jobs", {
+        200: RECURRING_DONE, 400: BAD_REQUEST, 404: NO_RECURRING, **REFUSALS},
+        methods=["POST"], path={"action": RECURRING_ACTION}, body=IDS_BODY, tags=TAGS)
     def recurring_bulk(self, action: str):
         """Trigger, enable, disable or delete ``{"ids": [...]}`` recurring jobs."""
         return self.run_recurring(action, string_list(body(), "ids"))
 
     @expose("/recurring/<path:recurring_id>/<action>", methods=("POST",))
+    @documented("Trigger, enable, disable or delete one recurring job", {
+        200: RECURRING_DONE, 400: BAD_REQUEST, 404: NO_RECURRING, **REFUSALS},
+        methods=["POST"], path={"action": RECURRING_ACTION}, body=ANY, body_required=False, tags=TAGS)
     def recurring_action(self, recurring_id: str, action: str):
         """Trigger now, enable, disable or delete one recurring job."""
         return self.run_recurring(action, [recurring_id])

@@ -9,6 +9,8 @@ from app.auth.credentials import SignInRefused, SignInThrottled, authenticate
 from app.auth.responses import json_error, retry_after_headers
 from app.auth.tokens import issue_token
 from app.extensions import csrf
+from app.openapi.registry import ERROR, PUBLIC, STRING, array_of, documented, error, obj
+from app.openapi.registry import Response as Answer
 
 CREDENTIAL_FIELDS = ("username", "password")
 
@@ -33,8 +35,21 @@ def credentials_problem(body) -> str | None:
     return None
 
 
+TOKEN = obj(access_token=STRING, token_type={"const": "Bearer"}, expires_in={"type": "integer", "minimum": 1})
+CREDENTIALS = obj(username={"type": "string", "minLength": 1, "maxLength": FIELD_MAX_LENGTH["username"]},
+                  password={"type": "string", "minLength": 1, "maxLength": FIELD_MAX_LENGTH["password"]})
+ME = obj(id={"type": "integer"}, username=STRING, email=STRING, permissions=array_of(STRING))
+
+
 @bp.route("/api/token", methods=["POST"])
 @csrf.exempt
+@documented("Exchange a username and password for a bearer token", {
+    200: Answer("a token valid for expires_in seconds", TOKEN),
+    400: error("the body isn't a JSON object with both fields"),
+    401: error("wrong username or password, or an inactive account"),
+    429: Answer("too many failed sign-ins: try again after Retry-After seconds", ERROR,
+                headers={"Retry-After": "seconds to wait"}),
+}, methods=["POST"], body=CREDENTIALS, security=PUBLIC, tags=("Authentication",))
 def token() -> Response:
     """``{"username", "password"}`` → ``{"access_token", "token_type": "Bearer", "expires_in"}``.
 
@@ -58,6 +73,7 @@ def token() -> Response:
 
 @bp.route("/api/me", methods=["GET"])
 @login_required
+@documented("Who the token (or session) belongs to", {200: ME}, tags=("Authentication",))
 def me() -> Response:
     """The signed-in user (by bearer token or session): id, username, email, permissions."""
     return jsonify(

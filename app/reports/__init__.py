@@ -38,10 +38,12 @@ def configure(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Configure reports and register the blueprint and the CLI group."""
+    """Configure reports and register the pages, the JSON API and the CLI group."""
+    from app.reports import api
     from app.reports.retention import reports_cli
     from app.reports.views import bp
 
     configure(app)
     app.register_blueprint(bp)
+    api.init_app(app)
     app.cli.add_command(reports_cli)

@@ -10,11 +10,20 @@ from dataclasses import asdict, dataclass
 
 from flask import url_for
 
-from app.reports.models import FAILED, QUEUED, READY, RUNNING, Report
+from app.openapi.registry import BOOLEAN, INTEGER, NUMBER, STRING, enum, nullable, obj
+from app.reports.models import FAILED, QUEUED, READY, RUNNING, STATES, Report
+from app.reports.storage import FORMATS
 from tasks import lifecycle
 from tasks.queries import get_job
 
 LABELS = {QUEUED: "Queued", RUNNING: "Running", READY: "Ready", FAILED: "Failed"}
+#: the schema of :func:`status_json`
+REPORT_STATUS = obj(
+    id=INTEGER, title=STRING, format=enum(FORMATS), state=enum(STATES), label=STRING,
+    progress={"type": "integer", "minimum": 0, "maximum": 100}, message=STRING, error=nullable(STRING),
+    final=BOOLEAN, job_id=nullable(STRING), rows=nullable(INTEGER), size_bytes=nullable(INTEGER),
+    wait_seconds=nullable(NUMBER), build_seconds=nullable(NUMBER), download_url=nullable(STRING),
+)
 
 
 @dataclass
@@ -60,8 +69,8 @@ def status_of(report: Report) -> ReportStatus:
     return from_job(report)
 
 
-def status_json(report: Report) -> dict:
-    """The JSON body of ``GET /reports/<id>/status``."""
+def status_json(report: Report, download_endpoint: str = "reports.download") -> dict:
+    """The JSON body of ``GET /reports/<id>/status`` (``download_url`` leads to ``download_endpoint``)."""
     status = status_of(report)
     ready = status.state == READY
     return {
@@ -69,5 +78,5 @@ def status_json(report: Report) -> dict:
         "final": status.final, "job_id": report.job_id, "rows": report.rows if ready else None,
         "size_bytes": report.size_bytes if ready else None,
         "wait_seconds": report.wait_seconds, "build_seconds": report.build_seconds if ready else None,
-        "download_url": url_for("reports.download", report_id=report.id) if ready else None,
+        "download_url": url_for(download_endpoint, report_id=report.id) if ready else None,
     }

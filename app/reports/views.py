@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.extensions import db
+from app.openapi.registry import documented, error
 from app.permissions import REPORTS_ALL
 from app.reports import storage
 from app.reports.catalog import kinds_for
@@ -29,7 +30,7 @@ from app.reports.forms import ReportForm
 from app.reports.jobs import build_report, retention
 from app.reports.models import FAILED, QUEUED, READY, Report
 from app.reports.notify import download_name
-from app.reports.status import status_json, status_of
+from app.reports.status import REPORT_STATUS, status_json, status_of
 from tasks.ledger import utcnow
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -80,6 +81,26 @@ def create():
     form = ReportForm(kinds_for(current_user))
     if not form.validate_on_submit():
         return render_page(form, 400)
+    report = start_report(form)
+    flash(f"Report #{report.id} is being generated. You can leave this page: it will be emailed to you.",
+          f"info:report-{report.id}")
+    return redirect(url_for(".index", _anchor=f"report-{report.id}"))
+
+
+@bp.route("/<id:report_id>/status")
+@login_required
+@documented("A report's status for the reports page's progress bar (the API's is /api/reports/{report_id})",
+            {200: REPORT_STATUS, 404: error("no such report (or not the caller's)")}, tags=("Reports",))
+def status(report_id: int):
+    """The report's live status as JSON (polled by the progress bar)."""
+    response = jsonify(status_json(visible_report(report_id)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def start_report(form: ReportForm) -> Report:
+    """Record the report a validated ``form`` asks for (owned by the signed-in user), enqueue its
+    build and commit."""
     kind, params = form.chosen_kind(), form.parameters()
     report = Report(user_id=current_user.id, kind=kind.key, format=form.format.data,
                     params=json.dumps(params), title=kind.describe(params),
@@ -88,25 +109,11 @@ def create():
     db.session.flush()
     report.job_id = build_report.enqueue(report.id)
     db.session.commit()
-    flash(f"Report #{report.id} is being generated. You can leave this page: it will be emailed to you.",
-          f"info:report-{report.id}")
-    return redirect(url_for(".index", _anchor=f"report-{report.id}"))
+    return report
 
 
-@bp.route("/<id:report_id>/status")
-@login_required
-def status(report_id: int):
-    """The report's live status as JSON (polled by the progress bar)."""
-    response = jsonify(status_json(visible_report(report_id)))
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.route("/<id:report_id>/download")
-@login_required
-def download(report_id: int):
-    """The report file as an attachment; 404 unless ready, present and visible to the user."""
-    report = visible_report(report_id)
+def send_report(report: Report):
+    """The report's file as an attachment; 404 unless ready and its file present."""
     if report.state != READY:
         abort(404)
     try:
@@ -122,19 +129,33 @@ def download(report_id: int):
     return response
 
 
-@bp.route("/<id:report_id>/retry", methods=["POST"])
+@bp.route("/<id:report_id>/download")
 @login_required
-def retry(report_id: int):
-    """Build a failed report again, as a new job."""
-    report = visible_report(report_id)
+def download(report_id: int):
+    """The report file as an attachment; 404 unless ready, present and visible to the user."""
+    return send_report(visible_report(report_id))
+
+
+def rebuild(report: Report) -> bool:
+    """Build a failed ``report`` again as a new job (committed); False when it hasn't failed."""
     if status_of(report).state != FAILED:
-        flash(f"Report #{report.id} hasn't failed; nothing to retry.", "warning")
-        return redirect(url_for(".index"))
+        return False
     report.state, report.error, report.started_at, report.finished_at = QUEUED, None, None, None
     report.expires_at = utcnow() + retention()
     report.job_id = build_report.enqueue(report.id)
     db.session.commit()
     current_app.logger.info("report #%s retried by %s as job %s", report.id, current_user.username,
                             report.job_id)
+    return True
+
+
+@bp.route("/<id:report_id>/retry", methods=["POST"])
+@login_required
+def retry(report_id: int):
+    """Build a failed report again, as a new job."""
+    report = visible_report(report_id)
+    if not rebuild(report):
+        flash(f"Report #{report.id} hasn't failed; nothing to retry.", "warning")
+        return redirect(url_for(".index"))
     flash(f"Report #{report.id} is being generated again.", f"info:report-{report.id}")
     return redirect(url_for(".index", _anchor=f"report-{report.id}"))
