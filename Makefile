@@ -29,9 +29,12 @@ run: install
 	$(BIN)/flask --app wsgi setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
-## Run the whole test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL)
+## Run the whole test suite under coverage (SQLite; set TEST_DATABASE_URL for PostgreSQL); prints the
+## coverage per package and fails below .ci/coverage-floor. Worker and gunicorn processes are measured too.
 test: install-dev browser
-	$(BIN)/python -m pytest
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS); status=$$?; \
+	  $(BIN)/python .ci/coverage_report.py || status=1; exit $$status
 
 ## The edit-test loop: everything but the browser, fault and slow tests
 test-fast: install-dev

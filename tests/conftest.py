@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
+import time
 
 import pytest
 import redis as redis_lib
@@ -158,9 +160,18 @@ def start_worker(app_config):
         return worker
 
     yield start
-    for worker in started:
-        if worker.alive():
-            worker.kill()
+    stop_all(started)
+
+
+def stop_all(workers, grace: float = 5.0) -> None:
+    """SIGTERM every live worker at once, so each exits through its own shutdown (and coverage saves what
+    it ran); whichever is still running ``grace`` seconds later (a job still sleeping) is killed."""
+    running = [worker for worker in workers if worker.alive()]
+    for worker in running:
+        worker.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for worker in running:
+        worker.stop(timeout=max(0.1, deadline - time.monotonic()))
 
 
 # --- people and jobs many modules arrange -------------------------------------------------------
