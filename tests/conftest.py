@@ -279,6 +279,14 @@ def required_markers(config) -> list[str]:
     return ["browser", "fault"] + (["postgres"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start real worker processes (the ``start_worker`` fixture) get the ``worker`` marker, so
+    the fast tier (``make test-fast``) can leave them out."""
+    for item in items:
+        if "start_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.worker)
+
+
 def pytest_runtest_setup(item):
     """PostgreSQL-only tests skip on SQLite (and must run on the PostgreSQL leg of CI)."""
     if "postgres" in item.keywords and not os.environ.get("TEST_DATABASE_URL"):
