@@ -18,19 +18,27 @@ def test_hangfire_backoff_matches_the_formula():
         assert base <= delay <= base + 29 * attempt
 
 
-def test_policy_options():
+def test_policy_attempts_count_the_first_run():
     assert policy().attempts == 10 and policy(retries=0).attempts == 1
+
+
+def test_fixed_delays_repeat_the_last_and_a_callable_is_called():
     fixed = RetryPolicy(4, [5, 30])
     assert [fixed.delay(n) for n in (1, 2, 3)] == [5, 30, 30]
     assert RetryPolicy(3, lambda n: n * 7).delay(2) == 14
     assert RetryPolicy(3, None).delay(1) == 0
+
+
+def test_only_on_retries_only_those_exceptions_and_only_while_attempts_last():
     only = policy(retries=2, only_on=TimeoutError)
     assert only.should_retry(1, TimeoutError()) and not only.should_retry(1, ValueError())
     assert not only.should_retry(3, TimeoutError())
+
+
+@pytest.mark.parametrize("attempts, backoff", [(0, None), (3, [-1])], ids=["no attempts", "negative delay"])
+def test_a_policy_refuses_bad_settings(attempts, backoff):
     with pytest.raises(ValueError):
-        RetryPolicy(0)
-    with pytest.raises(ValueError):
-        RetryPolicy(3, [-1])
+        RetryPolicy(attempts, backoff) if backoff is not None else RetryPolicy(attempts)
 
 
 def test_a_transition_refuses_columns_its_state_does_not_record():
