@@ -163,10 +163,15 @@ def start_worker(app_config):
     stop_all(started)
 
 
-def stop_all(workers, grace: float = 5.0) -> None:
-    """SIGTERM every live worker at once, so each exits through its own shutdown (and coverage saves what
-    it ran); whichever is still running ``grace`` seconds later (a job still sleeping) is killed."""
+def stop_all(workers, grace: float = 3.0) -> None:
+    """Under coverage (``make test``): SIGTERM every live worker at once, so each exits through its own
+    shutdown and coverage saves what it ran; whichever still runs ``grace`` seconds later (a job still
+    sleeping) is killed. Otherwise kill them straight away (the quickest teardown)."""
     running = [worker for worker in workers if worker.alive()]
+    if not (os.environ.get("COVERAGE_PROCESS_CONFIG") or os.environ.get("COVERAGE_PROCESS_START")):
+        for worker in running:
+            worker.kill()
+        return
     for worker in running:
         worker.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
