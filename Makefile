@@ -29,13 +29,17 @@ run: install
 	$(BIN)/flask --app wsgi setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
-## Run the whole test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL)
+## Run the whole test suite under coverage (SQLite; set TEST_DATABASE_URL for PostgreSQL); prints the
+## coverage per package and fails below .ci/coverage-floor. Worker and gunicorn processes are measured too.
 test: install-dev browser
-	$(BIN)/python -m pytest
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS); status=$$?; \
+	  $(BIN)/python .ci/coverage_report.py || status=1; exit $$status
 
-## The edit-test loop: everything but the browser, fault and slow tests
+## The edit-test loop (under 2 minutes): everything but the browser, fault, slow and worker-process tests
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "not browser and not fault and not slow" --require-markers= -q
+	$(BIN)/python -m pytest -m "not browser and not fault and not slow and not worker" --require-markers= -q \
+	  $(PYTEST_ARGS)
 
 test-postgres:
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} $(MAKE) test

@@ -13,7 +13,10 @@ from app.extensions import db
 from tasks import ledger, lifecycle
 from tasks.ledger import utcnow
 from tasks.lifecycle import Transition
-from tests.helpers.ledger import WORKER, enqueue, fail, failed_job
+from tasks.queries import history
+from tests.helpers.ledger import WORKER, enqueue, fail, failed_job, job_state, load_job
+from tests.helpers.web import post_form
+from tests.workers import wait_for
 
 
 def page(client, job_id: str) -> str:
@@ -136,3 +139,26 @@ def test_ids_that_cant_be_jobs_are_404(people):
         assert client.get(f"/hangfire/job/{job_id}/arguments.json").status_code == status
         answer = client.get(f"/hangfire/api/jobs/{job_id}")
         assert answer.status_code == status and answer.is_json
+
+
+def test_a_job_a_real_worker_failed_shows_its_exception_and_retries(app, people, start_worker):
+    job_id = enqueue(app, task="demo.fail", args=("the disk <is> full",))
+    worker = start_worker(concurrency=1)
+    wait_for(lambda: job_state(app, job_id) == lifecycle.FAILED, message="the worker to fail the job")
+    html = page(people["full"], job_id)
+    assert "DemoFailure" in html
+    assert "the disk &lt;is&gt; full" in html and "the disk <is> full" not in html  # escaped
+    assert 'class="hf-traceback"' in html and "raise DemoFailure(message)" in html  # the worker's traceback
+    assert f":{worker.pid}:" in load_job(app, job_id).worker
+    assert job_id in people["full"].get("/hangfire/jobs/failed").get_data(True)
+
+    response = post_form(people["full"], "/hangfire/actions/retry", {"ids": [job_id]})
+    assert response.status_code in (200, 302)
+    wait_for(lambda: failures(app, job_id) == 2, message="the retry run by the worker, failing again")
+    assert job_state(app, job_id) == lifecycle.FAILED
+
+
+def failures(app, job_id: str) -> int:
+    """How many times the history records ``job_id`` entering Failed."""
+    with app.app_context():
+        return sum(1 for entry in history(job_id) if entry.state == lifecycle.FAILED)

@@ -21,7 +21,7 @@ from tasks import enqueue_many, lifecycle
 from tasks.ledger import Job
 from tasks.queries import history
 from tests.helpers.faults import DatabaseOutage, completed_runs, lines, running_on, starts
-from tests.helpers.ledger import insert_raw, job_state, transport_of
+from tests.helpers.ledger import insert_raw, job_state, load_job, transport_of
 from tests.jobs import gate, tally
 from tests.workers import wait_for
 
@@ -67,22 +67,40 @@ def enqueue_tallies(app, count: int, seconds: float) -> list[str]:
         return enqueue_many(tally, [((seconds,), {})] * count)
 
 
+def worker_running(app, job_id: str, workers: list):
+    """The one of ``workers`` the ledger names as running ``job_id`` (None until it does)."""
+    holder = load_job(app, job_id).worker or ""
+    return next((worker for worker in workers if f":{worker.pid}:" in holder), None)
+
+
 def test_kill_9_repeatedly_under_load_loses_nothing(fault_config, app, start_worker, fault_report):
     ids = enqueue_tallies(app, 300, 0.05)
     workers = [start_worker(concurrency=4), start_worker(concurrency=4)]
     interrupted: list[str] = []
-    for _ in range(4):
-        victim = workers.pop(0)
-        # evidence, not a clock: the victim is running a job right now
-        running = wait_for(lambda: running_on(app, victim.pid), timeout=60, message="a job running on the victim")
+    gates = []
+    for kill in range(4):
+        # evidence, not a clock: a gate job (it runs until the test opens it) is running on the victim
+        with app.app_context():
+            gates += enqueue_many(gate, [((f"kill-{kill}",), {})], priority=10)
+        wait_for(lambda: gates[-1] in lines(app, f"kill-{kill}.started"), timeout=60,
+                 message="the gate job running")
+        victim = wait_for(lambda: worker_running(app, gates[-1], workers), message="the gate job's worker")
+        workers.remove(victim)
+        running = running_on(app, victim.pid)
         victim.kill()  # kill -9 of the whole worker process group, mid-job
+        assert not lines(app, f"kill-{kill}.done"), "the gate job finished before the kill"
         interrupted += [job_id for job_id in running if not completed_runs(app).get(job_id)]
         workers.append(start_worker(concurrency=4))
-    wait_for(lambda: all_succeeded(app, ids), timeout=120, message="every job Succeeded after kill -9s")
-    line = report(app, "kill -9 ×4 under load", ids, fault_report, **{"runs interrupted by a kill": len(interrupted)})
-    assert interrupted, "no kill interrupted a running job"
+    for kill in range(4):
+        open(os.path.join(app.instance_path, f"kill-{kill}.open"), "w").close()
+    wait_for(lambda: all_succeeded(app, ids + gates), timeout=120, message="every job Succeeded after kill -9s")
+    line = report(app, "kill -9 ×4 under load", ids, fault_report,
+                  **{"kills that hit a running job": len(gates), "tally runs interrupted": len(interrupted)})
     assert line["lost"] == 0 and line["succeeded"] == 300
     assert all(completed_runs(app)[job_id] >= 1 for job_id in interrupted)
+    for kill, job_id in enumerate(gates):  # each gate ran at least twice (killed, then again) and finished once
+        assert lines(app, f"kill-{kill}.started").count(job_id) >= 2
+        assert lines(app, f"kill-{kill}.done") == [job_id]
 
 
 def test_recovery_after_kill_9(fault_config, app, start_worker, fault_report):

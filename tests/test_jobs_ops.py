@@ -1,7 +1,6 @@
 """Operations the dashboard builds on: pause, throughput, bulk, audit, retention, idempotency, reconciler."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -145,7 +144,8 @@ def test_reconciler_redispatches_what_the_embedded_transport_lost(embedded_confi
         transport = app.extensions["jobs"].transport
         transport.flush_all()
         transport.push([])  # no-op
-        time.sleep(0.01)
+        changed = max(queries.get_job(job_id).state_changed_at for job_id in (lost, kept, scheduled))
+        wait_for(lambda: utcnow() > changed, message="the clock past their last change")
         assert set(reconcile(transport, grace=0)) == {lost, kept, scheduled}
         assert transport.holds([lost, kept, scheduled]) == {lost, kept, scheduled}
         assert reconcile(transport, grace=0) == []

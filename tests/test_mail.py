@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
-import time
 from email.message import EmailMessage
 
 import pytest
@@ -22,6 +21,7 @@ from app.mail.transport import SmtpTransport, parse_mail_url
 from app.permissions import ADMIN_ROLE, OUTBOX
 from tasks import lifecycle
 from tests.helpers.ledger import attempts, job_state
+from tests.helpers.mail import after_a_later_email, enqueue_email
 from tests.helpers.web import sign_in
 from tests.services import SmtpServer
 from tests.workers import wait_for
@@ -215,13 +215,6 @@ def test_outbox_page_needs_the_outbox_permission(app, make_user):
 
 # --- email.send with real workers -----------------------------------------------------------------
 
-def enqueue_email(app, key: str, subject: str = "Hi", to: str = "ann@example.com") -> str:
-    from app.mail import send_later
-
-    with app.app_context():
-        return send_later(key, [to], subject, "Hello from a job")
-
-
 def test_email_job_writes_the_outbox_when_mail_url_is_unset(app, start_worker):
     job_id = enqueue_email(app, "welcome-1", subject="<Welcome>")
     start_worker(queues="email")
@@ -239,8 +232,7 @@ def test_smtp_down_for_a_while_is_retried_then_delivered_once(app, start_worker)
     assert job_state(app, job_id) in (lifecycle.SCHEDULED, lifecycle.ENQUEUED, lifecycle.PROCESSING)
     with server:
         wait_for(lambda: job_state(app, job_id) == lifecycle.SUCCEEDED, timeout=30, message="delivered")
-        time.sleep(1.0)  # nothing else arrives
-        [message] = server.inbox.messages
+        [message] = after_a_later_email(app, server)  # nothing else arrived before a later email did
         assert message["Message-ID"] == "<retry-me-1@localhost>"
         assert "ConnectionRefusedError" in failure_types(app, job_id)
 
@@ -254,8 +246,7 @@ def test_an_email_job_run_twice_sends_once(app, runner, start_worker, smtp_serve
     wait_for(lambda: succeeded_runs(app, job_id) == 2, message="second run")
     second = enqueue_email(app, "twice-1")  # and the same message enqueued again
     wait_for(lambda: job_state(app, second) == lifecycle.SUCCEEDED, message="duplicate job")
-    time.sleep(0.5)
-    assert len(smtp_server.inbox.messages) == 1
+    assert len(after_a_later_email(app, smtp_server)) == 1
 
 
 def failure_types(app, job_id: str) -> set[str]:

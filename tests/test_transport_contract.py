@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tasks.transport import Outgoing, Transport, open_transport
+from tests.workers import wait_for
 
 WORKER, OTHER = "host:1:aaaa", "host:2:bbbb"
 
@@ -102,8 +103,7 @@ def test_scheduled_jobs_move_to_their_queue_when_due(transport):
     assert ids(transport.fetch(WORKER, ["default"], limit=5)) == ["due"]  # a past eta is due now
     assert transport.move_due() == []
     transport.push([message("soon", eta=time.time() + 0.05)])
-    time.sleep(0.1)
-    assert transport.move_due() == ["soon"]
+    assert wait_for(transport.move_due, timeout=5, message="the message falling due") == ["soon"]
     assert ids(transport.fetch(WORKER, ["default"], limit=5)) == ["soon"]
 
 
@@ -128,7 +128,7 @@ def test_wait_returns_when_another_connection_pushes(transport):
     got: list = []
     thread = threading.Thread(target=lambda: got.extend(transport.fetch(WORKER, ["default"], limit=1, wait=10)))
     thread.start()
-    wait_until(lambda: thread.is_alive())
+    wait_for(thread.is_alive, timeout=5, message="the waiting thread")
     other.push([message("wake")])
     thread.join(10)
     assert not thread.is_alive() and ids(got) == ["wake"]
@@ -139,8 +139,8 @@ def test_heartbeats_dead_workers_and_orphans(transport):
     transport.beat(WORKER, {"queues": ["default"]})
     assert [w["id"] for w in transport.workers()] == [WORKER]
     assert transport.claim_dead(60) == []
-    time.sleep(0.05)
-    assert transport.claim_dead(0.01) == [WORKER]
+    assert wait_for(lambda: transport.claim_dead(0.01), timeout=5, message="the silent worker dead") \
+        == [WORKER]
     assert transport.claim_dead(0.01) == []  # only one claimant wins
     transport.push([message("orphan")])
     transport.fetch(OTHER, ["default"], limit=1)
@@ -160,8 +160,8 @@ def test_leases_are_held_by_one_owner_until_released_or_expired(transport):
     transport.release("role", WORKER)
     assert transport.holder("role") is None
     assert transport.lead("role", OTHER, 0.05)
-    time.sleep(0.1)
-    assert transport.holder("role") is None and transport.lead("role", WORKER, 30)
+    wait_for(lambda: transport.holder("role") is None, timeout=5, message="the short lease expiring")
+    assert transport.lead("role", WORKER, 30)
 
 
 def test_flush_all_forgets_everything(transport):
@@ -169,10 +169,3 @@ def test_flush_all_forgets_everything(transport):
     transport.beat(WORKER, {})
     transport.flush_all()
     assert transport.holds(["x"]) == set() and transport.workers() == []
-
-
-def wait_until(predicate, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
