@@ -46,6 +46,9 @@ def get_metadata():
     return target_db.metadata
 
 
+SQL_ONLY_TABLES = ("jobs_search",)  # tables a migration creates in SQL, outside the models
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -92,6 +95,9 @@ def run_migrations_online():
     connectable = get_engine()
 
     def include_object(obj, name, type_, reflected, compare_to):
+        # SQLite's FTS5 search index (0014) and its shadow tables are raw SQL, not models
+        if type_ == "table" and reflected and compare_to is None and name.startswith(SQL_ONLY_TABLES):
+            return False
         # indexes declared for one dialect only (ddl_if) don't exist on the others
         ddl_if = getattr(obj, "_ddl_if", None)
         return not (type_ == "index" and ddl_if is not None and ddl_if.dialect
