@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production-000"
+MIN_METRICS_TOKEN = 16
 
 
 class ConfigError(RuntimeError):
@@ -98,6 +99,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "JOBS_MODULES": env.get("JOBS_MODULES", ""),
         "JOBS_QUEUES": env.get("JOBS_QUEUES", "email,default,reports"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         **{key: float(env[key]) for key in JOB_TUNING if env.get(key)},
     }
 
@@ -112,6 +114,9 @@ def check(config: Mapping) -> None:
             raise ConfigError("SECRET_KEY must be at least 32 bytes in production")
         if not config.get("PUBLIC_URL"):
             raise ConfigError("PUBLIC_URL must be set in production (links in emails are built from it)")
+    token = config.get("METRICS_TOKEN")
+    if token is not None and len(token) < MIN_METRICS_TOKEN:
+        raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters (a random secret)")
     public_url = config.get("PUBLIC_URL")
     if public_url and not public_url.startswith(("http://", "https://")):
         raise ConfigError(f"PUBLIC_URL must start with http:// or https://, got {public_url!r}")

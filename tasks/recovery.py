@@ -12,7 +12,8 @@ Run once a second by each worker's maintenance thread (``Maintenance.tick``):
   without persistence, FLUSHALL, failover, a deleted transport file, a crash between
   commit and push) are dispatched again from the ledger;
 * **janitor** (one leader at a time) — Succeeded and Deleted jobs older than the
-  retention period are deleted in small batches; counters are compacted.
+  retention period are deleted in small batches; counters are compacted and job metrics
+  folded (``tasks.metrics.fold``).
 
 Every duty survives a single bad row or message: that job goes to Failed with the
 reason and the others carry on in the same run.
@@ -26,7 +27,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from app.extensions import db, write_transaction
-from tasks import continuations, idempotency, ledger, lifecycle, recurring, unique
+from tasks import continuations, idempotency, ledger, lifecycle, metrics, recurring, unique
 from tasks.codec import Delivery, PoisonMessage, delivery_from_row
 from tasks.completer import Completer, Pending, handed_back
 from tasks.engine import outgoing
@@ -208,6 +209,7 @@ class Maintenance:
             ledger.utcnow() - max(retention, timedelta(days=7))))
         self.guard("unique keys", lambda: unique.forget_expired(ledger.utcnow()))
         self.guard("counters", compact)
+        self.guard("metrics", fold_metrics)
         if removed:
             log.info("janitor expired %d finished job(s)", removed)
 
@@ -230,3 +232,9 @@ def compact() -> None:
                                roll_up_before=now - timedelta(hours=1))
         conn.execute(delete(ledger.throughput_table).where(ledger.throughput_table.c.bucket
                                                            < now - timedelta(days=8)))
+
+
+def fold_metrics() -> int:
+    """Fold the job metrics rows of past minutes into their totals (see ``tasks.metrics``)."""
+    with write_transaction() as conn:
+        return metrics.fold(conn, ledger.utcnow())
