@@ -40,6 +40,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
+    from app import alerts  # noqa: F401  (the leader's alert check and the incidents table)
     from app import auth, cli, health, inputs, mail, metrics, reports, security, web
     from tasks import init_app as init_jobs
     from admin import init_admin

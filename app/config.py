@@ -23,6 +23,22 @@ JOB_TUNING = ("JOBS_DEAD_AFTER", "JOBS_HEARTBEAT_INTERVAL", "JOBS_SHUTDOWN_GRACE
               "JOBS_PREFETCH_BUDGET", "JOBS_HOLD_LIMIT")
 
 
+#: alert thresholds and check interval (defaults in app.alerts; 0 turns one off)
+ALERT_SETTINGS = ("JOBS_ALERT_INTERVAL_SECONDS", "JOBS_ALERT_FAILURES", "JOBS_ALERT_FAILURE_WINDOW_SECONDS",
+                  "JOBS_ALERT_QUEUE_WAIT_SECONDS", "JOBS_ALERT_NO_WORKER_SECONDS")
+
+
+def seconds(env: Mapping[str, str], key: str) -> float:
+    """``env[key]`` as a number ≥ 0; ``ConfigError`` naming the variable otherwise."""
+    try:
+        value = float(env[key])
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {env[key]!r}") from None
+    if not value >= 0:
+        raise ConfigError(f"{key} must not be negative, got {env[key]!r}")
+    return value
+
+
 def database_url(raw: str | None, instance_path: str) -> str:
     """Normalise ``DATABASE_URL``: Heroku's ``postgres://`` means psycopg 3 here."""
     if not raw:
@@ -100,6 +116,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "JOBS_MODULES": env.get("JOBS_MODULES", ""),
         "JOBS_QUEUES": env.get("JOBS_QUEUES", "email,default,reports"),
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        **{key: seconds(env, key) for key in ALERT_SETTINGS if env.get(key)},
         **{key: float(env[key]) for key in JOB_TUNING if env.get(key)},
     }
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -38,6 +39,17 @@ from tasks.transport import Transport
 log = logging.getLogger("tasks.recovery")
 
 LEADER_ROLE = "maintenance"  # one worker at a time reconciles and cleans
+#: duties the application adds to the leader's round: name → (interval in seconds, read in the app
+#: context each tick; 0 skips it — and the duty)
+LEADER_DUTIES: dict[str, tuple[Callable[[], float], Callable[[], object]]] = {}
+
+
+def leader_duty(name: str, interval: Callable[[], float]):
+    """Register a function the maintenance leader runs every ``interval()`` seconds (app context)."""
+    def register(action: Callable[[], object]) -> Callable[[], object]:
+        LEADER_DUTIES[name] = (interval, action)
+        return action
+    return register
 
 
 def record_due(completer: Completer, job_ids: list[str]) -> None:
@@ -200,6 +212,11 @@ class Maintenance:
                 self.guard("reconciler", lambda: reconcile(self.transport, settings.reconcile_grace))
             if leader and self.due("janitor", 60.0):
                 self.guard("janitor", self.clean)
+            if leader:
+                for name, (interval, action) in LEADER_DUTIES.items():
+                    seconds = self.guard(name, interval) or 0
+                    if seconds > 0 and self.due(name, seconds):
+                        self.guard(name, action)
 
     def clean(self) -> None:
         """Expire old finished jobs and idempotency keys; compact counters."""
