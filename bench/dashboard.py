@@ -5,11 +5,13 @@
 For each database — a fresh SQLite file in a temp dir, and a fresh PostgreSQL database
 ``bench_<random>`` on 127.0.0.1:5432 (dropped afterwards; skipped with a note when it
 can't be reached) — it runs the migrations, seeds ``--rows`` jobs across every state with
-bulk INSERTs (jobs, one history row each, counters, a week of throughput buckets), signs a
+bulk INSERTs (jobs, one history row each, counters, a week of throughput buckets and of job
+metric rows — as the leader's fold leaves them, plus 5 busy seconds not folded yet), signs a
 user holding ``Pages.Hangfire`` in through the Flask test client and times each dashboard
 request (wall time, response body read): the overview and its fragment, every state list,
 the retries and "all" lists, a second (keyset) page, a search by argument across every
-state, a search inside the Failed list, a job page, the stats JSON and a JSON list.
+state, a search inside the Failed list, a job page, the stats JSON, a JSON list, the
+Prometheus scrape (``/metrics``), the Metrics page (each window) and its JSON.
 
 Prints a table (p50, p95, max in ms, PASS/FAIL against the issue's p95 < 100 ms) and writes
 every figure as JSON. Not a test: nothing here asserts. The embedded SQLite transport is
@@ -45,6 +47,7 @@ TASKS = ("demo.sleep", "demo.noop", "reports.build", "email.send", "demo.fail")
 QUEUES = ("default", "email", "reports")
 PEOPLE = ("alice", "bob", None)
 NEEDLES = 7  # jobs carrying a rare "needle-<n>" argument, for the search
+WINDOW_NAMES = ("hour", "day", "week")
 
 
 def log(message: str) -> None:
@@ -107,6 +110,55 @@ def throughput_rows(now: datetime, rng: random.Random) -> list[dict]:
     return rows
 
 
+#: unfolded metric rows seeded: what a busy fleet writes between two folds (5 s, about 20 batches a
+#: second, 4 rows each)
+RAW_METRIC_ROWS = 5 * 20 * 4
+
+
+def random_measure(rng: random.Random, scale: int):
+    """A ``tasks.metrics.Measure`` of about ``scale`` events with random times."""
+    from tasks import metrics
+
+    measure = metrics.Measure()
+    for _ in range(rng.randint(1, 8)):
+        seconds = rng.lognormvariate(-2, 2)
+        batch = rng.randint(1, max(1, scale // 4))
+        measure.count += batch
+        measure.observed += batch
+        measure.seconds += seconds * batch
+        measure.bands[min(len(metrics.BOUNDS), sum(1 for b in metrics.BOUNDS if b < seconds))] += batch
+    return measure
+
+
+def seed_metrics(conn, now: datetime, rng: random.Random) -> int:
+    """Job metric rows as a week of a busy fleet leaves them (six-hour blocks for 8 days, hours for a day,
+    minutes for 90 minutes, ``RAW_METRIC_ROWS`` rows not folded yet, and the cumulative totals) for 5
+    tasks on 3 queues; returns the row count."""
+    from tasks import metrics
+
+    pairs = [(task, QUEUES[index % len(QUEUES)]) for index, task in enumerate(TASKS * len(QUEUES))]
+    kinds = (metrics.STARTED, metrics.SUCCEEDED, metrics.FAILED, metrics.RETRIED, metrics.DELETED)
+    written = 0
+    shapes = ((metrics.SIX_HOURS, metrics.six_hours_of(now), 4, 8 * 4),
+              (metrics.HOUR, metrics.hour_of(now), 1, 24),
+              (metrics.MINUTE, metrics.minute_of(now), 1, 90))  # grain, latest slot, first and last step back
+    for grain, latest, first, last in shapes:
+        rows = {(latest - timedelta(seconds=grain * k), task, queue, kind): random_measure(rng, grain // 10)
+                for k in range(first, last + 1) for task, queue in pairs for kind in kinds}
+        metrics.put(conn, rows, grain)
+        metrics.add_totals(conn, rows)
+        written += len(rows)
+    for start in range(0, RAW_METRIC_ROWS, CHUNK):
+        batch = [{"bucket": metrics.minute_of(now) - timedelta(minutes=rng.randint(0, 1)),
+                  "grain": metrics.RAW, "task": task, "queue": queue, "kind": kind,
+                  **random_measure(rng, 20).values()}
+                 for task, queue, kind in (rng.choice(pairs) + (rng.choice(kinds),)
+                                           for _ in range(min(CHUNK, RAW_METRIC_ROWS - start)))]
+        conn.execute(metrics.metrics_table.insert(), batch)
+        written += len(batch)
+    return written
+
+
 def seed(app, rows: int) -> dict:
     """Bulk-insert ``rows`` jobs; returns timing and a few ids to open."""
     from sqlalchemy import insert
@@ -131,8 +183,10 @@ def seed(app, rows: int) -> dict:
                 log(f"  seeded {start:,} rows")
         with db.engine.begin() as conn:
             conn.execute(insert(ledger.throughput_table), throughput_rows(now, rng))
+            metric_rows = seed_metrics(conn, now, rng)
         settle(db.engine)
-    return {"rows": rows, "seconds": round(time.monotonic() - started, 1), "sample_ids": sample_ids}
+    return {"rows": rows, "seconds": round(time.monotonic() - started, 1), "sample_ids": sample_ids,
+            "metric_rows": metric_rows}
 
 
 def settle(engine) -> None:
@@ -197,7 +251,10 @@ def endpoints(client, sample_ids: list[str]) -> list[tuple[str, list[str]]]:
               ("search failed (error text)", ["/hangfire/jobs/failed?q=customer-42"]),
               ("job detail", [f"/hangfire/job/{job_id}" for job_id in sample_ids[:50]]),
               ("stats JSON", ["/hangfire/api/stats"]),
-              ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"])]
+              ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"]),
+              ("metrics scrape (/metrics)", ["/metrics"]),
+              ("metrics page (hour/day/week)", [f"/hangfire/metrics?window={w}" for w in WINDOW_NAMES]),
+              ("metrics JSON (week)", ["/hangfire/api/metrics?window=week"])]
     return named
 
 
@@ -224,7 +281,7 @@ def measure(client, urls: list[str], samples: int, warmup: int = 3) -> dict:
             "pass": p95 < TARGET_P95_MS and statuses == {200}}
 
 
-def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples: int) -> dict:
+def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples: int, only: str = "") -> dict:
     """Seed one database and time every endpoint on it."""
     log(f"{name}: migrating")
     app = build_app(database_url, workdir / f"instance-{name}")
@@ -234,13 +291,15 @@ def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples:
     client = signed_in_client(app)
     results = {}
     for label, urls in endpoints(client, seeded["sample_ids"]):
+        if only not in label:
+            continue
         results[label] = measure(client, urls, samples)
         log(f"  {label:32s} p50 {results[label]['p50_ms']:8.1f} ms   p95 {results[label]['p95_ms']:8.1f} ms")
     with app.app_context():
         from app.extensions import db
 
         db.engine.dispose()
-    return {"seed_seconds": seeded["seconds"], "endpoints": results}
+    return {"seed_seconds": seeded["seconds"], "metric_rows": seeded["metric_rows"], "endpoints": results}
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -267,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=40, help="timed requests per endpoint")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "dashboard.json"))
     parser.add_argument("--no-postgres", action="store_true", help="only SQLite")
+    parser.add_argument("--only", default="", help="time only the requests whose name contains this text")
     options = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
@@ -277,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                           "cpus": os.cpu_count()}, "backends": {}}
     try:
         report["backends"]["sqlite"] = run_backend("sqlite", f"sqlite:///{workdir / 'ledger.db'}", workdir,
-                                                   options.rows, options.samples)
+                                                   options.rows, options.samples, options.only)
         report["backends"]["postgresql"] = postgres_leg(options, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -296,7 +356,7 @@ def postgres_leg(options, workdir: Path) -> dict:
     if problem:
         return {"skipped": problem}
     try:
-        return run_backend("postgresql", url, workdir, options.rows, options.samples)
+        return run_backend("postgresql", url, workdir, options.rows, options.samples, options.only)
     finally:
         pg_drop(name)
 

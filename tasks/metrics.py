@@ -19,13 +19,13 @@ Each row holds a count, how many of them had a time (``observed``), the sum of t
 and a count per histogram band (``BOUNDS``, Prometheus' ``le`` semantics: a value lands in the
 first band whose bound is ≥ it; the last band is +Inf).
 
-**Folded by the maintenance leader** (:func:`fold`, every minute): raw rows of past minutes
-are merged into one row per key and added to the cumulative ``job_metric_totals`` in one
-transaction; minutes older than two hours are rolled into hours; hours older than eight days
-are dropped. Prometheus counters read the totals plus the raw rows not folded yet in one
-statement (:func:`totals`), so a scrape costs the same at 1,000 or 1,000,000 jobs and is
-right across any number of processes, restarts included. The dashboard's Metrics page reads
-time windows (:func:`window`, :func:`series`).
+**Folded by the maintenance leader** (:func:`fold`, every few seconds): raw rows are added to
+the cumulative ``job_metric_totals`` and merged into one row per minute and key, in one
+transaction; minutes older than an hour are rolled into hours, hours older than a day into
+six-hour blocks, and blocks older than eight days are dropped. Prometheus counters read the
+totals plus the raw rows not folded yet in one statement (:func:`totals`), so a scrape costs the
+same at 1,000 or 1,000,000 jobs and is right across any number of processes, restarts included.
+The dashboard's Metrics page reads time windows (:func:`window`, :func:`series`).
 """
 from __future__ import annotations
 
@@ -54,9 +54,11 @@ RUN_KINDS = (SUCCEEDED, FAILED, RETRIED, DELETED)
 #: kinds that end a job (Prometheus' ``jobs_finished_total`` states)
 FINISHED_KINDS = (SUCCEEDED, FAILED, DELETED)
 
-RAW, MINUTE, HOUR = 0, 60, 3600  # a row's grain: appended by a batch, folded minute, rolled-up hour
-MINUTES_KEPT = timedelta(hours=2)
-HOURS_KEPT = timedelta(days=8)
+#: a row's grain: appended by a batch (raw), then a folded minute, an hour, a six-hour block
+RAW, MINUTE, HOUR, SIX_HOURS = 0, 60, 3600, 6 * 3600
+MINUTES_KEPT = timedelta(hours=1)  # minute rows cover the last hour (and the hour before it)
+HOURS_KEPT = timedelta(days=1)  # hour rows the last day
+KEPT = timedelta(days=8)  # six-hour blocks the last week
 
 
 def measure_columns() -> list[Column]:
@@ -257,18 +259,29 @@ def add_totals(conn: Connection, rows: dict[tuple, Measure]) -> None:
             set_={name: totals_table.c[name] + statement.excluded[name] for name in MEASURES}))
 
 
+def six_hours_of(at: datetime) -> datetime:
+    """The start of ``at``'s six-hour block (00, 06, 12, 18 UTC)."""
+    return hour_of(at).replace(hour=at.hour - at.hour % 6)
+
+
 def fold(conn: Connection, now: datetime) -> int:
-    """Fold raw rows of past minutes into minute rows and the totals, roll old minutes into hours,
-    drop hours past ``HOURS_KEPT``. Returns how many raw rows were folded. Run on one connection
-    in one transaction (the caller's)."""
+    """Fold every raw row into the totals and into one row per minute and key; roll minutes older than
+    ``MINUTES_KEPT`` into hours and hours older than ``HOURS_KEPT`` into six-hour blocks; drop what is
+    older than ``KEPT``. Returns how many raw rows were folded. Runs in the caller's transaction."""
     c = metrics_table.c
-    raw = take(conn, c.grain == RAW, c.bucket < minute_of(now))
-    minutes = merged(raw, lambda bucket: bucket)
-    put(conn, minutes, MINUTE)
-    add_totals(conn, minutes)
-    rolled = take(conn, c.grain == MINUTE, c.bucket < hour_of(now - MINUTES_KEPT))
-    put(conn, merged(rolled, hour_of), HOUR)
-    conn.execute(delete(metrics_table).where(c.grain == HOUR, c.bucket < now - HOURS_KEPT))
+    raw = take(conn, c.grain == RAW)
+    if raw:
+        minutes = merged(raw, minute_of)
+        add_totals(conn, minutes)
+        earlier = take(conn, c.grain == MINUTE, c.bucket.in_(sorted({key[0] for key in minutes})))
+        for key, measure in merged(earlier, minute_of).items():
+            minutes[key].add(measure)
+        put(conn, minutes, MINUTE)
+    roll_ups = ((MINUTE, HOUR, hour_of(now - MINUTES_KEPT), hour_of),
+                (HOUR, SIX_HOURS, six_hours_of(now - HOURS_KEPT), six_hours_of))
+    for finer, coarser, cutoff, bucket_of in roll_ups:
+        put(conn, merged(take(conn, c.grain == finer, c.bucket < cutoff), bucket_of), coarser)
+    conn.execute(delete(metrics_table).where(c.grain != RAW, c.bucket < now - KEPT))
     return len(raw)
 
 

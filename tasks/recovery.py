@@ -12,8 +12,8 @@ Run once a second by each worker's maintenance thread (``Maintenance.tick``):
   without persistence, FLUSHALL, failover, a deleted transport file, a crash between
   commit and push) are dispatched again from the ledger;
 * **janitor** (one leader at a time) — Succeeded and Deleted jobs older than the
-  retention period are deleted in small batches; counters are compacted and job metrics
-  folded (``tasks.metrics.fold``).
+  retention period are deleted in small batches; counters are compacted. Every few seconds
+  the leader also folds the job metrics (``tasks.metrics.fold``).
 
 Every duty survives a single bad row or message: that job goes to Failed with the
 reason and the others carry on in the same run.
@@ -39,6 +39,7 @@ from tasks.transport import Transport
 log = logging.getLogger("tasks.recovery")
 
 LEADER_ROLE = "maintenance"  # one worker at a time reconciles and cleans
+METRICS_FOLD_INTERVAL = 5.0  # seconds: a scrape sums at most a few seconds of unfolded metric rows
 #: duties the application adds to the leader's round: name → (interval in seconds, read in the app
 #: context each tick; 0 skips it — and the duty)
 LEADER_DUTIES: dict[str, tuple[Callable[[], float], Callable[[], object]]] = {}
@@ -212,6 +213,8 @@ class Maintenance:
                 self.guard("reconciler", lambda: reconcile(self.transport, settings.reconcile_grace))
             if leader and self.due("janitor", 60.0):
                 self.guard("janitor", self.clean)
+            if leader and self.due("metrics", METRICS_FOLD_INTERVAL):
+                self.guard("metrics", fold_metrics)
             if leader:
                 for name, (interval, action) in LEADER_DUTIES.items():
                     seconds = self.guard(name, interval) or 0
@@ -226,7 +229,6 @@ class Maintenance:
             ledger.utcnow() - max(retention, timedelta(days=7))))
         self.guard("unique keys", lambda: unique.forget_expired(ledger.utcnow()))
         self.guard("counters", compact)
-        self.guard("metrics", fold_metrics)
         if removed:
             log.info("janitor expired %d finished job(s)", removed)
 

@@ -145,15 +145,20 @@ def test_fold_keeps_totals_and_rolls_minutes_into_hours(app):
         with write_transaction() as conn:
             metrics.put(conn, rows, metrics.RAW)
         before = metrics.totals()[("demo.noop", "default", metrics.SUCCEEDED)]
+        key = ("demo.noop", "default", metrics.SUCCEEDED)
         with write_transaction() as conn:
-            assert metrics.fold(conn, now) == 4  # every past minute; the current one keeps filling
-        after = metrics.totals()[("demo.noop", "default", metrics.SUCCEEDED)]
+            assert metrics.fold(conn, now) == 5
+        folded = metrics.totals()[key]
+        with write_transaction() as conn:
+            metrics.put(conn, {(metrics.minute_of(now), *key): current}, metrics.RAW)
+            assert metrics.fold(conn, now) == 1  # merged with the minute row folded before
+        after = metrics.totals()[key]
         c = metrics.metrics_table.c
         grains = db.session.execute(db.select(c.grain, c.bucket, c["count"]).order_by(c.bucket)).all()
-    assert (after.count, after.observed, after.bands) == (before.count, before.observed, before.bands)
-    assert after.count == 6 and abs(after.seconds - 5.84) < 1e-9
+    assert (folded.count, folded.observed, folded.bands) == (before.count, before.observed, before.bands)
+    assert after.count == 7 and abs(after.seconds - 6.34) < 1e-9
     assert [(grain, count) for grain, _, count in grains] == [
-        (metrics.HOUR, 1), (metrics.MINUTE, 1), (metrics.MINUTE, 2), (metrics.RAW, 1)]
+        (metrics.HOUR, 1), (metrics.MINUTE, 1), (metrics.MINUTE, 2), (metrics.MINUTE, 2)]
     assert grains[0][1] == datetime(2026, 12, 1, 9, 0)  # three hours ago, as an hour; nine days ago: dropped
 
 
