@@ -1,6 +1,7 @@
 """``GET /metrics``: who may scrape it, and figures that match what a real worker did (issue 13)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -172,3 +173,15 @@ def test_histogram_quantiles():
     assert measure.quantile(0.95) == metrics.BOUNDS[-1]
     assert measure.cumulative()[-1] == 100 and measure.count == 100
     assert metrics.Measure().quantile(0.5) is None
+
+
+def test_shipped_alert_rules_use_metrics_the_app_exposes(app):
+    from pathlib import Path
+
+    rules = (Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml").read_text()
+    names = set(re.findall(r"\b(jobs_[a-z_]+)", rules))
+    assert {"jobs_finished_total", "jobs_retries_total", "jobs_queue_latency_seconds", "jobs_queue_length",
+            "jobs_queue_workers"} <= names
+    exposed = app.test_client().get("/metrics", headers=bearer(TOKEN)).get_data(True)
+    for name in names:
+        assert f"# TYPE {name} " in exposed, name
