@@ -36,7 +36,9 @@ from collections import defaultdict
 from flask import Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.extensions import db
 from app.web import add_api_prefix
 from tasks import metrics
 
@@ -137,14 +139,28 @@ def refusal() -> Response | None:
     return None if decision.allowed else refuse_decision(decision, api=True)
 
 
+def json_error(status: int, message: str) -> Response:
+    """``{"error": message}`` with ``status`` (the admin's helper, imported late: admin imports app)."""
+    from admin.access import json_error as answer
+
+    return answer(status, message)
+
+
 def scrape():
-    """The Prometheus exposition (text format 0.0.4) of the job system's metrics."""
+    """The Prometheus exposition (text format 0.0.4) of the job system's metrics; 503 while the database
+    doesn't answer."""
     refused = refusal()
     if refused is not None:
         return refused
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector())
-    response = Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_PLAIN_0_0_4)
+    try:
+        body = generate_latest(registry)
+    except SQLAlchemyError as exc:  # the database is away: the scrape fails visibly (up == 0), no trace
+        log.warning("metrics scrape failed: the database doesn't answer: %s", exc)
+        db.session.rollback()
+        return json_error(503, "database unavailable")
+    response = Response(body, mimetype=None, content_type=CONTENT_TYPE_PLAIN_0_0_4)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -20,7 +20,7 @@ USERS = "Pages.Administration.Users"
 OUTBOX = "Pages.Administration.Outbox"
 REPORTS_ALL = "Pages.Reports.All"
 REPORTS_ACCESS_REVIEW = "Pages.Reports.AccessReview"
-JOB_ALERTS = "Jobs.Alerts"  # not under Pages.Hangfire: that prefix makes a dashboard alternative
+JOB_ALERTS = "Pages.JobAlerts"  # not "Pages.Hangfire.…": that prefix would make it a dashboard alternative
 
 
 @dataclass(frozen=True)
