@@ -39,7 +39,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from app import auth, cli, health, inputs, mail, openapi, reports, security, web
+    from app import alerts  # noqa: F401  (the leader's alert check and the incidents table)
+    from app import auth, cli, health, inputs, mail, metrics, openapi, reports, security, web
     from tasks import init_app as init_jobs
     from admin import init_admin
 
@@ -49,6 +50,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     web.init_app(app)
     auth.init_app(app)
     health.init_app(app)
+    metrics.init_app(app)
     init_jobs(app)
     mail.init_app(app)
     reports.init_app(app)

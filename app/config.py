@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production-000"
+MIN_METRICS_TOKEN = 16
 
 
 class ConfigError(RuntimeError):
@@ -20,6 +21,22 @@ class ConfigError(RuntimeError):
 JOB_TUNING = ("JOBS_DEAD_AFTER", "JOBS_HEARTBEAT_INTERVAL", "JOBS_SHUTDOWN_GRACE", "JOBS_RETENTION_SECONDS",
               "JOBS_RECONCILE_INTERVAL", "JOBS_RECONCILE_GRACE", "JOBS_BACKOFF_SCALE", "JOBS_MAX_ARGS_BYTES",
               "JOBS_PREFETCH_BUDGET", "JOBS_HOLD_LIMIT")
+
+
+#: alert thresholds and check interval (defaults in app.alerts; 0 turns one off)
+ALERT_SETTINGS = ("JOBS_ALERT_INTERVAL_SECONDS", "JOBS_ALERT_FAILURES", "JOBS_ALERT_FAILURE_WINDOW_SECONDS",
+                  "JOBS_ALERT_QUEUE_WAIT_SECONDS", "JOBS_ALERT_NO_WORKER_SECONDS")
+
+
+def seconds(env: Mapping[str, str], key: str) -> float:
+    """``env[key]`` as a number ≥ 0; ``ConfigError`` naming the variable otherwise."""
+    try:
+        value = float(env[key])
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {env[key]!r}") from None
+    if not value >= 0:
+        raise ConfigError(f"{key} must not be negative, got {env[key]!r}")
+    return value
 
 
 def database_url(raw: str | None, instance_path: str) -> str:
@@ -99,6 +116,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "LOG_FORMAT": (env.get("LOG_FORMAT") or "text").strip().lower(),
         "JOBS_MODULES": env.get("JOBS_MODULES", ""),
         "JOBS_QUEUES": env.get("JOBS_QUEUES", "email,default,reports"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        **{key: seconds(env, key) for key in ALERT_SETTINGS if env.get(key)},
         **{key: float(env[key]) for key in JOB_TUNING if env.get(key)},
     }
 
@@ -115,6 +134,9 @@ def check(config: Mapping) -> None:
             raise ConfigError("PUBLIC_URL must be set in production (links in emails are built from it)")
     if config.get("LOG_FORMAT", "text") not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT must be text or json, got {config.get('LOG_FORMAT')!r}")
+    token = config.get("METRICS_TOKEN")
+    if token is not None and len(token) < MIN_METRICS_TOKEN:
+        raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters (a random secret)")
     public_url = config.get("PUBLIC_URL")
     if public_url and not public_url.startswith(("http://", "https://")):
         raise ConfigError(f"PUBLIC_URL must start with http:// or https://, got {public_url!r}")

@@ -20,6 +20,7 @@ USERS = "Pages.Administration.Users"
 OUTBOX = "Pages.Administration.Outbox"
 REPORTS_ALL = "Pages.Reports.All"
 REPORTS_ACCESS_REVIEW = "Pages.Reports.AccessReview"
+JOB_ALERTS = "Pages.JobAlerts"  # not "Pages.Hangfire.…": that prefix would make it a dashboard alternative
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ def define(name: str, display_name: str, group: str) -> PermissionDef:
 
 define(HANGFIRE, "Hangfire Dashboard", "Background jobs")
 define(HANGFIRE_READ_ONLY, "Hangfire Dashboard (view only)", "Background jobs")
+define(JOB_ALERTS, "Job alerts", "Background jobs")
 define(ROLES, "Roles", "Administration")
 define(USERS, "Users", "Administration")
 define(OUTBOX, "Outbox", "Administration")

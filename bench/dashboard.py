@@ -11,7 +11,9 @@ dashboard request (wall time, response body read): the overview and its fragment
 list, the retries and "all" lists, a second (keyset) page, searches for a rare and a common term
 across every state and inside the Failed list, a job page, the stats JSON and a JSON list. Then it
 prunes a tenth of the jobs while a claimer and a dashboard reader run (``bench.prune``) and
-reports storage per job.
+reports storage per job. It also seeds a week of job metric rows (as the leader's fold leaves them, plus
+5 busy seconds not folded yet) and times the Prometheus scrape (``/metrics``), the Metrics page (each
+window) and its JSON.
 
 Prints a table (p50, p95, max in ms, PASS/FAIL against the issue's p95 < 100 ms) and writes
 every figure as JSON. Not a test: nothing here asserts. The embedded SQLite transport is
@@ -43,6 +45,10 @@ USER = "bench"
 PASSWORD = "bench-password-1"
 #: a common term for the searches: customer-42, -420..., -4200... (111 of 5,000 customers: 2 % of jobs)
 COMMON_TERM = "customer-42"
+WINDOW_NAMES = ("hour", "day", "week")
+#: unfolded metric rows seeded: what a busy fleet writes between two folds (5 s, about 20 batches a
+#: second, 4 rows each)
+RAW_METRIC_ROWS = 5 * 20 * 4
 
 
 def log(message: str) -> None:
@@ -65,6 +71,48 @@ def throughput_rows(now: datetime, rng: random.Random) -> list[dict]:
     return rows
 
 
+def random_measure(rng: random.Random, scale: int):
+    """A ``tasks.metrics.Measure`` of about ``scale`` events with random times."""
+    from tasks import metrics
+
+    measure = metrics.Measure()
+    for _ in range(rng.randint(1, 8)):
+        seconds = rng.lognormvariate(-2, 2)
+        batch = rng.randint(1, max(1, scale // 4))
+        measure.count += batch
+        measure.observed += batch
+        measure.seconds += seconds * batch
+        measure.bands[min(len(metrics.BOUNDS), sum(1 for b in metrics.BOUNDS if b < seconds))] += batch
+    return measure
+
+
+def seed_metrics(conn, now: datetime, rng: random.Random) -> int:
+    """Job metric rows as a week of a busy fleet leaves them (six-hour blocks for 8 days, hours for a day,
+    minutes for 90 minutes, ``RAW_METRIC_ROWS`` rows not folded yet, and the cumulative totals) for the
+    seeded tasks and queues; returns the row count."""
+    from tasks import metrics
+
+    tasks, queues = bench_seed.TASKS, bench_seed.QUEUES
+    pairs = [(task, queues[index % len(queues)]) for index, task in enumerate(tasks * len(queues))]
+    kinds = (metrics.STARTED, metrics.SUCCEEDED, metrics.FAILED, metrics.RETRIED, metrics.DELETED)
+    written = 0
+    shapes = ((metrics.SIX_HOURS, metrics.six_hours_of(now), 4, 8 * 4),
+              (metrics.HOUR, metrics.hour_of(now), 1, 24),
+              (metrics.MINUTE, metrics.minute_of(now), 1, 90))  # grain, latest slot, first and last step back
+    for grain, latest, first, last in shapes:
+        rows = {(latest - timedelta(seconds=grain * k), task, queue, kind): random_measure(rng, grain // 10)
+                for k in range(first, last + 1) for task, queue in pairs for kind in kinds}
+        metrics.put(conn, rows, grain)
+        metrics.add_totals(conn, rows)
+        written += len(rows)
+    picks = (rng.choice(pairs) + (rng.choice(kinds),) for _ in range(RAW_METRIC_ROWS))
+    raw = [{"bucket": metrics.minute_of(now) - timedelta(minutes=rng.randint(0, 1)), "grain": metrics.RAW,
+            "task": task, "queue": queue, "kind": kind, **random_measure(rng, 20).values()}
+           for task, queue, kind in picks]
+    conn.execute(metrics.metrics_table.insert(), raw)
+    return written + len(raw)
+
+
 def seed(app, rows: int) -> dict:
     """Seed ``rows`` jobs with set-based SQL (``bench.seed``); returns timing and a few ids to open."""
     from sqlalchemy import insert, text
@@ -78,12 +126,14 @@ def seed(app, rows: int) -> dict:
     with app.app_context():
         with db.engine.begin() as conn:
             conn.execute(insert(ledger.throughput_table), throughput_rows(now, rng))
+            metric_rows = seed_metrics(conn, now, rng)
             week_ms = int(ledger.to_epoch(now) * 1000) - 7 * 86400 * 1000
             starts = [f"{week_ms + rng.randrange(7 * 86400 * 1000):012x}" for _ in range(60)]
             sample_ids = [conn.execute(text("SELECT min(id) FROM jobs WHERE id >= :start"),
                                        {"start": start}).scalar() for start in starts]
         settle(db.engine)
-    return {"rows": rows, "seconds": round(seconds, 1), "sample_ids": [i for i in sample_ids if i]}
+    return {"rows": rows, "seconds": round(seconds, 1), "sample_ids": [i for i in sample_ids if i],
+            "metric_rows": metric_rows}
 
 
 def settle(engine) -> None:
@@ -165,7 +215,10 @@ def endpoints(client, sample_ids: list[str], rows: int) -> list[tuple[str, list[
               ("search failed, common (error)", [f"/hangfire/jobs/failed?q=reach+{COMMON_TERM}"]),
               ("job detail", [f"/hangfire/job/{job_id}" for job_id in sample_ids[:50]]),
               ("stats JSON", ["/hangfire/api/stats"]),
-              ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"])]
+              ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"]),
+              ("metrics scrape (/metrics)", ["/metrics"]),
+              ("metrics page (hour/day/week)", [f"/hangfire/metrics?window={w}" for w in WINDOW_NAMES]),
+              ("metrics JSON (week)", ["/hangfire/api/metrics?window=week"])]
     return named
 
 
@@ -192,7 +245,7 @@ def measure(client, urls: list[str], samples: int, warmup: int = 3) -> dict:
             "pass": p95 < TARGET_P95_MS and statuses == {200}}
 
 
-def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples: int) -> dict:
+def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples: int, only: str = "") -> dict:
     """Seed one database and time every endpoint on it."""
     log(f"{name}: migrating")
     app = build_app(database_url, workdir / f"instance-{name}")
@@ -202,6 +255,8 @@ def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples:
     client = signed_in_client(app)
     results = {}
     for label, urls in endpoints(client, seeded["sample_ids"], rows):
+        if only not in label:
+            continue
         results[label] = measure(client, urls, samples)
         log(f"  {label:32s} p50 {results[label]['p50_ms']:8.1f} ms   p95 {results[label]['p95_ms']:8.1f} ms")
     log(f"{name}: pruning")
@@ -211,7 +266,8 @@ def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples:
         from app.extensions import db
 
         db.engine.dispose()
-    return {"seed_seconds": seeded["seconds"], "endpoints": results, "pruning": pruning}
+    return {"seed_seconds": seeded["seconds"], "metric_rows": seeded["metric_rows"], "endpoints": results,
+            "pruning": pruning}
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -262,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=40, help="timed requests per endpoint")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "dashboard.json"))
     parser.add_argument("--no-postgres", action="store_true", help="only SQLite")
+    parser.add_argument("--only", default="", help="time only the requests whose name contains this text")
     options = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
@@ -272,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                           "cpus": os.cpu_count()}, "backends": {}}
     try:
         report["backends"]["sqlite"] = run_backend("sqlite", f"sqlite:///{workdir / 'ledger.db'}", workdir,
-                                                   options.rows, options.samples)
+                                                   options.rows, options.samples, options.only)
         report["backends"]["postgresql"] = postgres_leg(options, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -291,7 +348,7 @@ def postgres_leg(options, workdir: Path) -> dict:
     if problem:
         return {"skipped": problem}
     try:
-        return run_backend("postgresql", url, workdir, options.rows, options.samples)
+        return run_backend("postgresql", url, workdir, options.rows, options.samples, options.only)
     finally:
         pg_drop(name)
 

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from tasks import lifecycle
+from tasks import lifecycle, metrics
 from tasks.lifecycle import Transition
 
 log = logging.getLogger(__name__)
@@ -332,13 +332,14 @@ def apply(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:
     if not transitions:
         return []
     ids = sorted({t.job_id for t in transitions})
-    current, workers = {}, {}
+    current, workers, names = {}, {}, {}
+    c = jobs_table.c
     for chunk in chunks(ids, 500):
-        query = select(jobs_table.c.id, jobs_table.c.state, jobs_table.c.worker).where(jobs_table.c.id.in_(chunk))
+        query = select(c.id, c.state, c.worker, c.task, c.queue).where(c.id.in_(chunk))
         if conn.dialect.name == "postgresql":  # concurrent claims of one job serialize on its row
-            query = query.order_by(jobs_table.c.id).with_for_update()
+            query = query.order_by(c.id).with_for_update()
         for row in conn.execute(query):
-            current[row.id], workers[row.id] = row.state, row.worker
+            current[row.id], workers[row.id], names[row.id] = row.state, row.worker, (row.task, row.queue)
     outcomes, merged, history = [], {}, []
     deltas: dict[str, int] = defaultdict(int)
     for t in transitions:
@@ -362,6 +363,7 @@ def apply(conn: Connection, transitions: Sequence[Transition]) -> list[Outcome]:
         conn.execute(insert(states_table), history)
     add_counts(conn, deltas)
     add_throughput(conn, [o.transition for o in outcomes if o.applied])
+    metrics.record(conn, outcomes, names)
     return outcomes
 
 

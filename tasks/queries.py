@@ -342,6 +342,7 @@ def workers_overview() -> list[dict]:
         workers.append({
             "id": info["id"], "host": info.get("host"), "pid": info.get("pid"), "queues": info.get("queues", []),
             "concurrency": info.get("concurrency"), "in_flight": info.get("in_flight", 0),
+            "ledger_backlog": info.get("ledger_backlog", 0),
             "started": ledger.from_epoch(info.get("started")), "last_beat": ledger.from_epoch(info["last_beat"]),
             "alive": now - info["last_beat"] < engine.settings.dead_after,
         })

@@ -13,6 +13,7 @@ Run once a second by each worker's maintenance thread (``Maintenance.tick``):
   commit and push) are dispatched again from the ledger;
 * **janitor** (one leader at a time) — Succeeded and Deleted jobs older than the
   retention period are deleted in short batches (``tasks.retention``); counters are compacted.
+  Every few seconds the leader also folds the job metrics (``tasks.metrics.fold``).
 
 Every duty survives a single bad row or message: that job goes to Failed with the
 reason and the others carry on in the same run.
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import delete, select
 
 from app.extensions import db, write_transaction
-from tasks import continuations, idempotency, ledger, lifecycle, recurring, unique
+from tasks import continuations, idempotency, ledger, lifecycle, metrics, recurring, unique
 from tasks.codec import Delivery, PoisonMessage, delivery_from_row
 from tasks.completer import Completer, Pending, handed_back
 from tasks.engine import outgoing
@@ -38,6 +40,18 @@ from tasks.transport import Transport
 log = logging.getLogger("tasks.recovery")
 
 LEADER_ROLE = "maintenance"  # one worker at a time reconciles and cleans
+METRICS_FOLD_INTERVAL = 5.0  # seconds: a scrape sums at most a few seconds of unfolded metric rows
+#: duties the application adds to the leader's round: name → (interval in seconds, read in the app
+#: context each tick; 0 skips it — and the duty)
+LEADER_DUTIES: dict[str, tuple[Callable[[], float], Callable[[], object]]] = {}
+
+
+def leader_duty(name: str, interval: Callable[[], float]):
+    """Register a function the maintenance leader runs every ``interval()`` seconds (app context)."""
+    def register(action: Callable[[], object]) -> Callable[[], object]:
+        LEADER_DUTIES[name] = (interval, action)
+        return action
+    return register
 
 
 def record_due(completer: Completer, job_ids: list[str]) -> None:
@@ -178,6 +192,13 @@ class Maintenance:
                 self.guard("reconciler", lambda: reconcile(self.transport, settings.reconcile_grace))
             if leader and self.due("janitor", 60.0):
                 self.guard("janitor", self.clean)
+            if leader and self.due("metrics", METRICS_FOLD_INTERVAL):
+                self.guard("metrics", fold_metrics)
+            if leader:
+                for name, (interval, action) in LEADER_DUTIES.items():
+                    seconds = self.guard(name, interval) or 0
+                    if seconds > 0 and self.due(name, seconds):
+                        self.guard(name, action)
 
     def clean(self) -> None:
         """Expire old finished jobs and idempotency keys; compact counters."""
@@ -209,3 +230,9 @@ def compact() -> None:
                                roll_up_before=now - timedelta(hours=1))
         conn.execute(delete(ledger.throughput_table).where(ledger.throughput_table.c.bucket
                                                            < now - timedelta(days=8)))
+
+
+def fold_metrics() -> int:
+    """Fold the job metrics rows of past minutes into their totals (see ``tasks.metrics``)."""
+    with write_transaction() as conn:
+        return metrics.fold(conn, ledger.utcnow())

@@ -73,7 +73,8 @@ class Pipeline:
         """How this worker shows in the registry (dashboard's Servers page)."""
         return {"host": socket.gethostname(), "pid": os.getpid(), "queues": self.queues,
                 "concurrency": self.threads, "started": self.started_at,
-                "in_flight": self.fetcher.running + len(self.fetcher.ready)}
+                "in_flight": self.fetcher.running + len(self.fetcher.ready),
+                "ledger_backlog": self.completer.backlog}
 
     def start(self, runner_threads: bool = True) -> None:
         """Start heartbeat, fetcher, maintenance and (unless the caller runs jobs) the runner threads."""

@@ -58,6 +58,7 @@ def base_config(database_url: str, redis_url: str | None, instance_path: str) ->
         "INSTANCE_PATH": instance_path,
         "LOG_LEVEL": "WARNING",
         "JOBS_MODULES": "tests.jobs",
+        "JOBS_ALERT_INTERVAL_SECONDS": 0,  # no alert emails unless a test turns the check on
     }
 
 

@@ -29,6 +29,7 @@ class Access:
     post: frozenset | None = None  # None: same as ``get``
     csrf_exempt: bool = False  # bearer POSTs reach it (an API), instead of failing the CSRF check
     fresh_client: bool = False  # ends the caller's session: use a throwaway signed-in client
+    challenge: bool = False  # anonymous callers get a 401 JSON challenge (a scrape), never a login redirect
 
     def needs(self, method: str) -> frozenset:
         """The permissions (any of) a ``method`` request needs; empty means signed in is enough."""
@@ -60,6 +61,7 @@ ACCESS: dict[str, Access] = {
     "hangfire.": DASHBOARD,
     "hangfire.enqueue": Access(get=frozenset({HANGFIRE})),  # the enqueue form is for those who may enqueue
     "hangfire_api.": Access(get=DASHBOARD_VIEW, post=frozenset({HANGFIRE}), csrf_exempt=True),
+    "metrics": Access(get=DASHBOARD_VIEW, challenge=True),  # or the METRICS_TOKEN (tests/test_metrics.py)
 }
 
 
@@ -118,13 +120,13 @@ def expected(access: Access, method: str, path: str, caller: Caller) -> str:
     return "allowed" if not needed or caller.permissions & needed else "forbidden"
 
 
-def outcome(response, path: str) -> str:
+def outcome(response, path: str, access: Access) -> str:
     """Classify a response the way :func:`expected` speaks."""
     status, location = response.status_code, response.headers.get("Location", "")
     if status >= 500:
         return f"server error {status}"
     if status == 401:
-        return "login" if "/api/" in path and response.is_json else "401 without JSON"
+        return "login" if ("/api/" in path or access.challenge) and response.is_json else "401 without JSON"
     if status == 302 and location.startswith("/login?next="):
         return "login"
     if status == 403:
@@ -181,7 +183,7 @@ def test_route_walk(app, callers, caller_name):
         if access is None:
             continue  # reported by test_every_route_is_classified
         want = expected(access, method, path, caller)
-        got = outcome(call(app, caller, access, method, path), path)
+        got = outcome(call(app, caller, access, method, path), path, access)
         if got != want:
             wrong.append(f"{method} {path} ({endpoint}): expected {want}, got {got}")
     assert wrong == [], "\n".join(wrong)

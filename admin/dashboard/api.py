@@ -3,7 +3,8 @@
 Callers authenticate with a session cookie or a bearer token (``POST /api/token``).
 Reads: ``GET /stats``, ``/jobs`` (filters as on the pages, plus ``state``/``retrying``,
 ``limit`` 1–1000, ``cursor``), ``/jobs/<id>``, ``/queues``, ``/servers``, ``/audit``,
-``/recurring``, ``/search?q=`` (where the header search leads, and suggestions).
+``/recurring``, ``/search?q=`` (where the header search leads, and suggestions),
+``/metrics?window=hour|day|week`` (per task figures, as on the Metrics page).
 Actions (refused to read-only users with 403), job actions named as in ``tasks.actions``:
 
 * ``POST /jobs`` enqueues ``{"task", "args", "kwargs", "queue", "delay"}`` (201, or 400 naming each field);
@@ -45,12 +46,13 @@ from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.lists import FILTER_PARAMS, BadListQuery, api_list_query, is_job_id
 from admin.dashboard.live import live, queue_rows, server_rows
+from admin.dashboard.metrics import WINDOWS, UnknownWindow, metrics_page
 from admin.dashboard.schemas import (ACTION_BODY, ACTION_DONE, AUDIT, AUDIT_QUERY, BAD_REQUEST,
                                      BULK_STARTED, ENQUEUED, FIELD_ERRORS, IDS_BODY, INDEX,
                                      JOB_ACTION, JOB_DETAIL, JOB_FILTERS, JOB_PAGE, NO_ACTION, NO_JOB,
                                      NO_RECURRING, QUEUE_BODY, QUEUE_DONE, QUEUES, RECURRING,
                                      RECURRING_ACTION, RECURRING_DONE, REFUSALS, SEARCH, SEARCH_QUERY,
-                                     SERVERS, STATS, TAGS, enqueue_body)
+                                     SERVERS, STATS, TAGS, METRICS, enqueue_body, metrics_query)
 from admin.dashboard.search import destination, suggestions
 from app.auth.csrf import csrf_refusal
 from app.extensions import csrf
@@ -60,7 +62,8 @@ from tasks import queries
 from tasks.actions import JOB_ACTIONS, RECURRING_ACTIONS
 
 ENDPOINTS = ["GET stats", "GET jobs", "GET jobs/<id>", "GET queues", "GET servers", "GET audit",
-             "GET recurring", "GET search?q=", "POST jobs", f"POST jobs/<id>/<{'|'.join(JOB_ACTIONS)}>",
+             "GET recurring", "GET search?q=", "GET metrics?window=hour|day|week", "POST jobs",
+             f"POST jobs/<id>/<{'|'.join(JOB_ACTIONS)}>",
              f"POST actions/<{'|'.join(JOB_ACTIONS)}>", "POST queues/<pause|resume>",
              f"POST recurring/<id>/<{'|'.join(RECURRING_ACTIONS)}>",
              f"POST recurring/actions/<{'|'.join(RECURRING_ACTIONS)}>"]
@@ -247,6 +250,25 @@ class HangfireApiView(DashboardView):
     def recurring(self):
         """Every recurring job: schedule (and in words), zone, next run, last run and its state, error."""
         return jsonify(recurring=[iso_times(row) for row in recurring_rows()])
+
+    @expose("/metrics")
+    @documented("Per task figures over the last hour, day or week",
+                {200: METRICS, **REFUSALS, 400: BAD_REQUEST}, tags=TAGS, query=metrics_query(WINDOWS))
+    def metrics(self):
+        """Per task over ``window`` (``hour``, the default, ``day`` or ``week``); 400 for another window.
+
+        Answer: ``{"window": str, "since": ISO time (start of the oldest slot), "slot_seconds": int,
+        "tasks": [{"task": str, "runs": int, "failures": int, "failure_rate": float|null,
+        "succeeded": int, "failed": int, "retried": int, "deleted": int, "started": int,
+        "duration_p50_s", "duration_p95_s", "duration_mean_s", "queue_wait_p95_s",
+        "queue_wait_mean_s": float|null, "series": {"runs": [int], "failures": [int]}}]}``
+        (runs are attempts that ended; failures the attempts that raised; a series has one count
+        per slot, oldest first).
+        """
+        try:
+            return jsonify(metrics_page(request.args.get("window")).as_json())
+        except UnknownWindow as exc:
+            raise ApiError(400, str(exc)) from None
 
     # --- actions -----------------------------------------------------------------------------
     @expose("/jobs", methods=("POST",))

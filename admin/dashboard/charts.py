@@ -145,3 +145,43 @@ def throughput_chart(name: str, title: str, buckets: list[dict], seconds: int, l
                  x_ticks=x_ticks_for(buckets, slots, every, label_format),
                  total_succeeded=sum(b["succeeded"] for b in buckets),
                  total_failed=sum(b["failed"] for b in buckets), width=width)
+
+
+# --- sparklines (the Metrics page: one small chart per task) ---------------------------------------
+
+SPARK_WIDTH, SPARK_HEIGHT, SPARK_PAD = 160, 36, 2
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    """Runs (an area) and failures (a line) per slot, with a hover title per slot."""
+
+    runs_area: str
+    runs_line: str
+    failures_line: str
+    slots: list[Slot]
+    peak: int
+    width: int = SPARK_WIDTH
+    height: int = SPARK_HEIGHT
+
+
+def spark_points(values: list[int], peak: int) -> list[tuple[float, float]]:
+    """Points of ``values`` spread across a sparkline, scaled so ``peak`` touches the top."""
+    step = SPARK_WIDTH / max(len(values), 1)
+    span = SPARK_HEIGHT - 2 * SPARK_PAD
+    return [(round(step * (index + 0.5), 1), round(SPARK_HEIGHT - SPARK_PAD - span * value / peak, 1))
+            for index, value in enumerate(values)]
+
+
+def sparkline(runs: list[int], failures: list[int], titles: list[str]) -> Sparkline:
+    """A sparkline of ``runs`` and ``failures`` per slot (oldest first); ``titles`` label each slot."""
+    peak = max(runs + failures + [1])
+    run_points, failure_points = spark_points(runs, peak), spark_points(failures, peak)
+    step = SPARK_WIDTH / max(len(runs), 1)
+    base = SPARK_HEIGHT - SPARK_PAD
+    area_path = (f"{polyline(run_points)} L{run_points[-1][0]:.1f},{base} L{run_points[0][0]:.1f},{base} Z"
+                 if run_points else "")
+    slots = [Slot(x=round(index * step, 1), width=round(step, 2), succeeded=run - failure, failed=failure,
+                  title=title) for index, (run, failure, title) in enumerate(zip(runs, failures, titles))]
+    return Sparkline(runs_area=area_path, runs_line=polyline(run_points),
+                     failures_line=polyline(failure_points), slots=slots, peak=peak)

@@ -22,6 +22,7 @@ from admin.dashboard.lists import (
     ListQuery,
     row_action,
 )
+from app.alerts import open_incidents
 from app.extensions import db
 from tasks import queries
 from tasks.actions import JobAction
@@ -57,13 +58,15 @@ class Overview:
     workers_dead: int | None
     unread_queues: list[dict] = field(default_factory=list)  # queues with jobs waiting and no live reader
     charts: list[Chart] = field(default_factory=list)
+    incidents: list = field(default_factory=list)  # open alert incidents (app.alerts), oldest first
 
     def as_json(self) -> dict:
         """The counters as the JSON API's ``stats`` answer."""
         return {"states": self.counts, "retries": self.retries, "retries_capped": self.retries_capped,
                 "recurring": self.recurring,
                 "workers": {"alive": self.workers_alive, "dead": self.workers_dead},
-                "unread_queues": [q["name"] for q in self.unread_queues]}
+                "unread_queues": [q["name"] for q in self.unread_queues],
+                "incidents": [incident.as_json() for incident in self.incidents]}
 
 
 def retry_count() -> tuple[int, bool]:
@@ -95,7 +98,7 @@ def overview(with_charts: bool = True) -> Overview:
     unread = [queue for queue in queue_rows() if queue["unread"] and queue["length"]]
     return Overview(counts=queries.state_counts(), retries=retries, retries_capped=capped,
                     recurring=recurring_count(), workers_alive=alive, workers_dead=dead, unread_queues=unread,
-                    charts=throughput_charts(utcnow()) if with_charts else [])
+                    charts=throughput_charts(utcnow()) if with_charts else [], incidents=open_incidents())
 
 
 # --- lists -----------------------------------------------------------------------------------

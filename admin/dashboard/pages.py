@@ -5,7 +5,7 @@
 
 Pages (under the dashboard path): ``/`` overview, ``/jobs/<list>`` (a state, ``retries``
 or ``all``; ``?recurring=<id>`` lists one recurring job's runs), ``/job/<id>``, ``/recurring``,
-``/queues``, ``/servers``, ``/audit``, ``/enqueue``.
+``/queues``, ``/servers``, ``/metrics`` (``?window=hour|day|week``), ``/audit``, ``/enqueue``.
 Each live part has a ``…/fragment`` twin that the page's script re-fetches.
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ from admin.dashboard.export import FORMATS, export_response
 from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.live import live, queue_rows, server_rows
+from admin.dashboard.metrics import WINDOWS, UnknownWindow, metrics_page
 from admin.dashboard.search import destination
 from admin.dashboard.lists import (
     FILTER_LABELS,
@@ -268,6 +269,15 @@ class HangfireDashboardView(DashboardView):
     def servers_fragment(self):
         """The servers table."""
         return self.fragment("hangfire/_servers.html", servers=server_rows())
+
+    @expose("/metrics")
+    def metrics(self):
+        """Per task over the last hour, day or week: runs, failures, run times, queue waits, a chart."""
+        try:
+            figures = metrics_page(request.args.get("window"))
+        except UnknownWindow as exc:
+            abort(400, str(exc))
+        return self.render("hangfire/metrics.html", page="metrics", figures=figures, windows=WINDOWS)
 
     @expose("/audit")
     def audit(self):

@@ -18,7 +18,8 @@ QUEUE = obj(name=STRING, length=nullable(INTEGER), oldest_age_seconds=nullable(N
 QUEUES = obj(queues=array_of(QUEUE), transport=TRANSPORT)
 STATS = obj(states=obj(required=[], additional=INTEGER), retries=INTEGER, retries_capped=BOOLEAN,
             recurring=INTEGER, workers=obj(alive=nullable(INTEGER), dead=nullable(INTEGER)),
-            unread_queues=array_of(STRING), queues=array_of(QUEUE), read_only=BOOLEAN, transport=TRANSPORT)
+            unread_queues=array_of(STRING), queues=array_of(QUEUE), read_only=BOOLEAN, transport=TRANSPORT,
+            incidents=array_of(obj(required=[])))
 JOB_SUMMARY = obj(id=STRING, task=STRING, queue=STRING, state=enum(lifecycle.STATES), attempt=INTEGER,
                   max_attempts=INTEGER, priority=INTEGER, display_name=nullable(STRING),
                   enqueued_by=nullable(STRING), created_at=DATE_TIME, state_changed_at=NULLABLE_TIME,
@@ -95,3 +96,15 @@ JOB_FILTERS = tuple(Param(name, STRING, text) for name, text in (
 AUDIT_QUERY = (Param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
                Param("cursor", {"type": "integer", "minimum": 1}, "next_cursor of the previous page"))
 SEARCH_QUERY = (Param("q", STRING, "what was typed in the header search"),)
+SECONDS = nullable(NUMBER)
+TASK_METRICS = obj(task=STRING, runs=INTEGER, failures=INTEGER, failure_rate=SECONDS, succeeded=INTEGER,
+                   failed=INTEGER, retried=INTEGER, deleted=INTEGER, started=INTEGER, duration_p50_s=SECONDS,
+                   duration_p95_s=SECONDS, duration_mean_s=SECONDS, queue_wait_p95_s=SECONDS,
+                   queue_wait_mean_s=SECONDS, series=obj(runs=array_of(INTEGER), failures=array_of(INTEGER)),
+                   required=["task", "runs", "failures"])
+METRICS = obj(window=STRING, since=DATE_TIME, slot_seconds=INTEGER, tasks=array_of(TASK_METRICS))
+
+
+def metrics_query(windows) -> tuple[Param, ...]:
+    """The Metrics API's one parameter: which window (``hour`` when absent)."""
+    return (Param("window", enum(windows), "hour, day or week"),)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Flask, Request, abort, flash, redirect, request, url_for
+from flask import Flask, Request, abort, current_app, flash, redirect, request, url_for
 from werkzeug import Response
 
 from app.auth import api, views  # noqa: F401  (register the routes on the blueprint)
@@ -74,7 +74,13 @@ def authenticate_bearer_request() -> None:
 
     Flask-Login consults its ``request_loader`` only after the session and the remember
     cookie; checking here makes every bearer token verified (401 when bad) on every route.
+    A view may accept a bearer token of its own instead: its ``accepts_own_bearer()``
+    returning true skips the check (``/metrics`` and ``METRICS_TOKEN``).
     """
+    view = current_app.view_functions.get(request.endpoint or "")
+    own = getattr(view, "accepts_own_bearer", None)
+    if own is not None and own():
+        return
     if bearer_token(request) is not None:
         login_manager._update_request_context_with_user(load_user_from_request(request))
 

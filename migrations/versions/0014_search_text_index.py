@@ -18,7 +18,7 @@ Create Date: 2026-12-01
 from alembic import op
 
 revision = "0014_search_text_index"
-down_revision = "0011_declared_queues"
+down_revision = "0012_metrics_incidents"
 branch_labels = None
 depends_on = None
 
