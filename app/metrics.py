@@ -39,6 +39,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
+from app.openapi.registry import STRING, documented, error
+from app.openapi.registry import Response as Answer
 from app.web import add_api_prefix
 from tasks import metrics
 
@@ -146,6 +148,12 @@ def json_error(status: int, message: str) -> Response:
     return answer(status, message)
 
 
+@documented("Prometheus metrics of the job system (text exposition format 0.0.4)",
+            {200: Answer("the metrics", STRING, media_types=("text/plain",)),
+             403: error("signed in, but not allowed to open the dashboard"),
+             503: error("the database doesn't answer")},
+            tags=("Metrics",),
+            description="Bearer `METRICS_TOKEN`, or a session or API token of a dashboard user.")
 def scrape():
     """The Prometheus exposition (text format 0.0.4) of the job system's metrics; 503 while the database
     doesn't answer."""
