@@ -20,6 +20,7 @@ USERS = "Pages.Administration.Users"
 OUTBOX = "Pages.Administration.Outbox"
 REPORTS_ALL = "Pages.Reports.All"
 REPORTS_ACCESS_REVIEW = "Pages.Reports.AccessReview"
+TENANTS = "Pages.Tenants"
 
 
 @dataclass(frozen=True)
@@ -29,23 +30,31 @@ class PermissionDef:
     name: str
     display_name: str
     group: str
+    #: only host roles may hold it (it reaches across tenants): a tenant's role never shows or takes it
+    host_only: bool = False
 
 
 REGISTRY: dict[str, PermissionDef] = {}
 
 
-def define(name: str, display_name: str, group: str) -> PermissionDef:
+def define(name: str, display_name: str, group: str, host_only: bool = False) -> PermissionDef:
     """Declare a permission; features call this at import time."""
-    definition = PermissionDef(name, display_name, group)
+    definition = PermissionDef(name, display_name, group, host_only)
     REGISTRY[name] = definition
     return definition
+
+
+def host_only_names() -> frozenset[str]:
+    """Names of the permissions only host roles may hold."""
+    return frozenset(name for name, definition in REGISTRY.items() if definition.host_only)
 
 
 define(HANGFIRE, "Hangfire Dashboard", "Background jobs")
 define(HANGFIRE_READ_ONLY, "Hangfire Dashboard (view only)", "Background jobs")
 define(ROLES, "Roles", "Administration")
 define(USERS, "Users", "Administration")
-define(OUTBOX, "Outbox", "Administration")
+define(OUTBOX, "Outbox", "Administration", host_only=True)  # every email sent, whoever it went to
+define(TENANTS, "Tenants", "Administration", host_only=True)
 define(REPORTS_ALL, "All reports", "Reports")
 define(REPORTS_ACCESS_REVIEW, "Access review report", "Reports")
 

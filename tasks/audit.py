@@ -24,6 +24,8 @@ class AuditEntry(db.Model):
     job_ids: Mapped[str] = mapped_column(Text, default="[]")
     job_filter: Mapped[str | None] = mapped_column(Text)
     count: Mapped[int] = mapped_column(default=0)
+    #: the tenant whose dashboard the action was taken on; None for the host's
+    tenant: Mapped[str | None] = mapped_column(String(64), index=True)
 
     @property
     def ids(self) -> list[str]:

@@ -102,6 +102,8 @@ class Job(db.Model):
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
     continue_on: Mapped[str | None] = mapped_column(String(16))
     recurring_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    #: the tenant (name) the job belongs to; None for the host's jobs
+    tenant: Mapped[str | None] = mapped_column(String(64))
     history: Mapped[list["JobState"]] = relationship(
         order_by="JobState.id", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -113,6 +115,9 @@ class Job(db.Model):
         Index("ix_jobs_queue_state", "queue", "state", "priority"),
         Index("ix_jobs_task_state", "task", "state"),
         Index("ix_jobs_state_due", "state", "scheduled_for", "id"),  # Scheduled, soonest due first
+        # one tenant's lists and counts (a tenant user's dashboard, a host user's tenant filter)
+        Index("ix_jobs_tenant_state_changed", "tenant", "state", "state_changed_at", "id"),
+        Index("ix_jobs_tenant_changed", "tenant", "state_changed_at", "id"),
         # text search in arguments and errors (LIKE '%…%') on PostgreSQL: trigram indexes
         *(Index(f"ix_jobs_{column}_trgm", column, postgresql_using="gin",
                 postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
@@ -197,6 +202,7 @@ class NewJob:
     parent_id: str | None = None
     continue_on: str | None = None
     recurring_id: str | None = None
+    tenant: str | None = None
     encoded: tuple[str, str] | None = None  # args and kwargs as JSON, when the caller has them already
 
     def row(self, now: datetime) -> dict:
@@ -212,6 +218,7 @@ class NewJob:
             "exception_traceback": None, "enqueued_by": self.enqueued_by, "progress": None,
             "progress_message": None, "cancel_requested_at": None, "cancel_reason": None,
             "parent_id": self.parent_id, "continue_on": self.continue_on, "recurring_id": self.recurring_id,
+            "tenant": self.tenant,
         }
 
     def arguments_json(self) -> dict[str, str]:
