@@ -109,6 +109,11 @@ class Role(db.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_admin_role(self) -> bool:
+        """True for the host's Admin role (a tenant's role called "Admin" is an ordinary role)."""
+        return self.name == ADMIN_ROLE and self.tenant_id is None
+
     @classmethod
     def by_name(cls, name: str, tenant: "Tenant | int | None" = None) -> "Role | None":
         """The role called ``name`` of ``tenant`` (default: the host's), or None."""
