@@ -109,13 +109,17 @@ class Delivery:
     max_attempts: int = 10
     eta: float | None = None  # epoch seconds, or None when due now
     created: float | None = None  # epoch seconds when (re)queued, for latency
+    tenant: str | None = None  # the tenant the job runs for (None: the host)
 
     def encode(self) -> bytes:
-        """The wire form of this message."""
-        return dumps({"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
-                      "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
-                      "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
-                      "created": self.created})
+        """The wire form of this message (``tenant`` only when there is one)."""
+        body = {"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
+                "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
+                "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
+                "created": self.created}
+        if self.tenant is not None:
+            body["tenant"] = self.tenant
+        return dumps(body)
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
         """The same job, one attempt later, due at ``eta``."""
@@ -146,7 +150,8 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
     except TypeError as exc:
         raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
     if not (isinstance(delivery.task, str) and isinstance(delivery.args, list)
-            and isinstance(delivery.kwargs, dict) and isinstance(delivery.attempt, int)):
+            and isinstance(delivery.kwargs, dict) and isinstance(delivery.attempt, int)
+            and isinstance(delivery.tenant, (str, type(None)))):
         raise PoisonMessage("malformed message: wrong field types", job_id, raw)
     return delivery
 
@@ -165,7 +170,7 @@ def delivery_from_row(row, attempt: int, eta: float | None) -> Delivery:
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise PoisonMessage("arguments in the ledger are not a JSON list and object", row.id)
     delivery = Delivery(row.id, row.task, row.queue, row.priority, args, kwargs, attempt,
-                        max(row.max_attempts, attempt), eta, time.time())
+                        max(row.max_attempts, attempt), eta, time.time(), getattr(row, "tenant", None))
     try:
         check_arguments(args, kwargs)  # what enqueue would refuse can't be sent either
     except ArgumentError as exc:

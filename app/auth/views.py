@@ -10,6 +10,7 @@ from app.auth.credentials import SignInRefused, SignInThrottled, authenticate
 from app.auth.forms import LoginForm
 from app.auth.responses import retry_after_headers
 from app.auth.signins import end_session, start_session
+from app.auth.tokens import bearer_token
 from app.extensions import db
 from app.web import safe_next_url
 
@@ -53,11 +54,16 @@ def login():
 
 
 def remember_tenant(response: Response, tenant: str | None) -> Response:
-    """Keep the tenant signed in to for this browser's next visit to the sign-in page (forget the host)."""
+    """Keep the tenant signed in to for this browser's next visit to the sign-in page (forget the host).
+
+    Bearer requests set no cookie at all (their sessions aren't saved either).
+    """
+    if bearer_token(request) is not None:
+        return response
     if tenant:
         response.set_cookie(TENANT_COOKIE, tenant, max_age=TENANT_COOKIE_DAYS * 86400, httponly=True,
                             samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
-    else:
+    elif TENANT_COOKIE in request.cookies:
         response.delete_cookie(TENANT_COOKIE)
     return response
 
