@@ -9,13 +9,14 @@ import json
 import pytest
 
 import tasks
-from app.permissions import HANGFIRE
+from app.permissions import HANGFIRE, REPORTS_ACCESS_REVIEW, REPORTS_ALL
 from tasks import queries
 from tasks.tenancy import scope_to
 from tests.helpers.ledger import enqueue, load_job
-from tests.helpers.web import PASSWORD, bearer_token
+from tests.helpers.web import PASSWORD, bearer_token, sign_in
 from tests.test_cli_accounts import ok, run
 from tests.test_engine import wait_state
+from tests.test_reports import REPORT_QUEUES, csv_rows, generate, generated_id, wait_ready
 from tests.test_tenant_admin import tenant_role, tenant_user
 
 
@@ -84,3 +85,25 @@ def test_a_tenants_email_goes_only_to_its_own_users(app, runner, tenants, start_
     refused = wait_state(app, stranger, "Failed")
     assert "only to its own users" in refused.exception_message and refused.attempt == 1
     assert wait_state(app, host, "Succeeded")
+
+
+def test_reports_built_for_a_tenant_see_only_its_data_and_its_people(app, runner, tenants, start_worker):
+    for tenant in ("acme", "globex"):
+        tenant_role(runner, tenant, "Auditors", REPORTS_ALL, REPORTS_ACCESS_REVIEW)
+        tenant_user(runner, tenant, "aud", "Auditors")
+        tenant_user(runner, tenant, f"staff-{tenant}")
+    enqueue(app, "demo.noop", args=(), tenant="globex")
+    acme, globex = sign_in(app, "aud", tenant="acme"), sign_in(app, "aud", tenant="globex")
+    start_worker(queues=REPORT_QUEUES)
+    review = generated_id(generate(acme, kind="access-review"))
+    activity = generated_id(generate(acme, kind="job-activity"))
+    theirs = generated_id(generate(globex, kind="access-review"))
+    for report_id in (review, activity, theirs):
+        wait_ready(app, report_id)
+    people = {row[0] for row in csv_rows(acme.get(f"/reports/{review}/download").data)[1:]}
+    assert people == {"aud", "staff-acme"}  # globex's users (and the host's) are left out
+    tasks_run = [row[1] for row in csv_rows(acme.get(f"/reports/{activity}/download").data)[1:]]
+    assert "demo.noop" not in tasks_run  # globex's job isn't in acme's activity
+    assert acme.get(f"/reports/{theirs}/download").status_code == 404  # "All reports" stops at the tenant
+    assert f"report-{theirs}" not in acme.get("/reports?scope=all").get_data(True)
+    assert f"report-{review}" in acme.get("/reports?scope=all").get_data(True)
