@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import Role, Tenant, User
 from app.permissions import HANGFIRE, OUTBOX, ROLES, TENANTS, USERS
 from tests.helpers.accounts import permission_id
+from tests.helpers.ledger import enqueue
 from tests.helpers.web import PASSWORD, csrf_for, sign_in, submit
 from tests.test_admin import delete_row, user_form
 from tests.test_cli_accounts import ok, run
@@ -138,6 +139,14 @@ def test_a_host_admin_manages_tenants_and_acts_in_any(app, admin_client):
     assert "initech" in users  # the tenant column
     ivy = sign_in(app, "ivy", tenant="initech")
     assert ivy.get("/api/me").get_json()["tenant"] == "initech"
+    # the seed's story, for a tenant: the user of a tenant role holding "Hangfire Dashboard" sees only
+    # the tenant's jobs once JOBS_DASHBOARD_TENANTS lets tenants in
+    mine, host_job = enqueue(app, "demo.noop", args=(), tenant="initech"), enqueue(app, "demo.noop", args=())
+    assert ivy.get("/hangfire/").status_code == 403
+    app.config["JOBS_DASHBOARD_TENANTS"] = True
+    listed = ivy.get("/hangfire/api/jobs").get_json()["jobs"]
+    assert [job["id"] for job in listed] == [mine]
+    assert host_job[-8:] not in ivy.get("/hangfire/jobs/all").get_data(True)
     with app.app_context():
         tenant_id = Tenant.by_name("initech").id
     off = submit(admin_client, f"/admin/tenant/edit/?id={tenant_id}",
