@@ -14,10 +14,10 @@ from flask_admin.theme import Bootstrap4Theme
 
 from admin import authorization, navigation
 from admin.dashboard import api_path, dashboard_views
-from admin.views import RoleView, SecureIndexView, UserView
+from admin.views import RoleView, SecureIndexView, TenantView, UserView
 from app.extensions import db
 from app.mail.admin import OutboxView
-from app.models import Role, User
+from app.models import Role, Tenant, User
 from app.security import csp_nonce
 from app.web import add_api_prefix, safe_next_url
 
@@ -39,6 +39,7 @@ def init_admin(app: Flask) -> Admin:
         admin.add_view(view)
     admin.add_view(RoleView(Role, db, name="Roles", category=CONFIGURATION, endpoint="role"))
     admin.add_view(UserView(User, db, name="Users", category=CONFIGURATION, endpoint="user"))
+    admin.add_view(TenantView(Tenant, db, name="Tenants", category=CONFIGURATION, endpoint="tenant"))
     admin.add_view(OutboxView(name="Outbox", endpoint="outbox", url="/admin/outbox"))
     admin.add_link(MenuLink(name="Reports", endpoint="reports.index"))
     add_api_prefix(app, api_path(app) + "/")

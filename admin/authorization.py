@@ -27,6 +27,7 @@ from flask_login import current_user
 
 from admin.access import is_active_user, is_signed_in, refuse
 from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY
+from app.tenants import user_tenant
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class Decision:
     allowed: bool
     read_only: bool = False
     authenticated: bool = False
+    #: the tenant whose jobs alone the request sees (None: every tenant's, for host users)
+    tenant: str | None = None
 
 
 class PermissionFilter:
@@ -138,16 +141,20 @@ def authorize(
 ) -> Decision:
     """Run the chain (``filters`` or the configured one) for ``context`` (or this request).
 
-    A deactivated account is refused before any filter runs.
+    A deactivated account is refused before any filter runs, and so is a tenant's user unless
+    ``JOBS_DASHBOARD_TENANTS`` lets tenants in (whatever their roles: ABP's ``enableTenant``).
     """
     context = context or DashboardContext.current()
     authenticated = is_signed_in(context.user)
     if authenticated and not is_active_user(context.user):
         return Decision(allowed=False, authenticated=True)
+    tenant = user_tenant(context.user)
+    if tenant is not None and not current_app.config.get("JOBS_DASHBOARD_TENANTS"):
+        return Decision(allowed=False, authenticated=True, tenant=tenant)
     chain = configured_filters() if filters is None else list(filters)
     allowed = all(passes(check, context) for check in chain)
     return Decision(allowed=allowed, read_only=allowed and is_read_only(context.user),
-                    authenticated=authenticated)
+                    authenticated=authenticated, tenant=tenant)
 
 
 def current_decision() -> Decision:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field as dataclass_field
 from typing import Any
 
-from flask_admin.contrib.sqla.fields import QuerySelectMultipleField
+from flask_admin.contrib.sqla.fields import QuerySelectField, QuerySelectMultipleField
 from flask_admin.form import BaseForm
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
@@ -16,9 +16,10 @@ from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from app.extensions import db
-from app.models import Permission, Role, User
+from app.models import Permission, Role, Tenant, User, tenant_clause
 from app.permissions import REGISTRY
-from app.validation import PASSWORD_MIN_LENGTH, email_problem, password_problem, username_problem
+from app.validation import (PASSWORD_MIN_LENGTH, email_problem, password_problem, tenant_name_problem,
+                            username_problem)
 
 
 @dataclass
@@ -219,23 +220,36 @@ class Checked:
             raise ValidationError(message)
 
 
+def form_tenant_id(form: Any) -> int | None:
+    """The tenant the form's row belongs to: the picked one (host editors creating), else the one the
+    view set (``owner_tenant_id``: the edited row's, or the tenant editor's own)."""
+    picker = getattr(form, "tenant", None)
+    if picker is not None and hasattr(picker, "query_factory"):
+        return picker.data.id if picker.data is not None else None
+    return getattr(form, "owner_tenant_id", None)
+
+
 class UniqueIgnoringCase:
     """Refuse a value another row already holds in ``column`` (case-insensitively).
 
-    The value the edited object already has is always accepted.
+    The value the edited object already has is always accepted. With ``per_tenant`` (a model's
+    ``tenant_id`` column) only rows of the form's tenant count.
     """
 
-    def __init__(self, column: Any, message: str) -> None:
+    def __init__(self, column: Any, message: str, per_tenant: Any = None) -> None:
         self.column = column
         self.message = message
+        self.per_tenant = per_tenant
 
     def __call__(self, form: Any, field: Any) -> None:
         """Raise ValidationError when the value is taken."""
         value = (field.data or "").lower()
         if not value or value == (field.object_data or "").lower():
             return
-        taken = db.session.scalar(select(func.count()).where(func.lower(self.column) == value))
-        if taken:
+        query = select(func.count()).where(func.lower(self.column) == value)
+        if self.per_tenant is not None:
+            query = query.where(tenant_clause(self.per_tenant, form_tenant_id(form)))
+        if db.session.scalar(query):
             raise ValidationError(self.message)
 
 
@@ -245,7 +259,7 @@ class RoleForm(BaseForm):
     name = StringField(
         "Name",
         validators=[InputRequired(), Length(max=64),
-                    UniqueIgnoringCase(Role.name, "A role with this name already exists.")],
+                    UniqueIgnoringCase(Role.name, "A role with this name already exists.", Role.tenant_id)],
         filters=[strip],
     )
     description = StringField("Description", validators=[Optional(), Length(max=255)],
@@ -259,7 +273,7 @@ class UserForm(BaseForm):
     username = StringField(
         "Username",
         validators=[InputRequired(), Checked(username_problem),
-                    UniqueIgnoringCase(User.username, "This username is already taken.")],
+                    UniqueIgnoringCase(User.username, "This username is already taken.", User.tenant_id)],
         filters=[strip],
     )
     email = StringField(
@@ -292,3 +306,41 @@ class UserCreateForm(UserForm):
         validators=[InputRequired(), Checked(password_problem)],
         description=f"At least {PASSWORD_MIN_LENGTH} characters.",
     )
+
+
+def tenant_query():
+    """Every tenant, by name (the picker host editors create users and roles with)."""
+    return db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
+
+
+def tenant_picker() -> QuerySelectField:
+    """Which tenant a new row belongs to; blank is the host."""
+    return QuerySelectField("Tenant", query_factory=tenant_query, get_label="name", allow_blank=True,
+                            blank_text="(host)", description="Blank: the host. This can't be changed later.")
+
+
+class HostRoleForm(RoleForm):
+    """The role create form of host editors: they pick the tenant it belongs to."""
+
+    tenant = tenant_picker()
+
+
+class HostUserCreateForm(UserCreateForm):
+    """The user create form of host editors: they pick the tenant the user belongs to."""
+
+    tenant = tenant_picker()
+
+
+class TenantForm(BaseForm):
+    """A tenant: its name (fixed once created), the name people see, and whether it is active."""
+
+    name = StringField(
+        "Name",
+        validators=[InputRequired(), Checked(tenant_name_problem),
+                    UniqueIgnoringCase(Tenant.name, "A tenant with this name already exists.")],
+        filters=[strip], description="Signs in with it; can't be changed later.")
+    display_name = StringField("Display name", validators=[Optional(), Length(max=128)],
+                               filters=[text_or_empty], default="")
+    active = BooleanField(
+        "Active", default=True,
+        description="Users of an inactive tenant can't sign in; their sessions and tokens end.")

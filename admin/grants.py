@@ -81,7 +81,7 @@ def check_user_roles(editor: User, before: Iterable[Role], after: Iterable[Role]
 
 def check_delete_role(editor: User, role: Role) -> None:
     """Refuse deleting the Admin role, or a role holding a permission the editor lacks."""
-    if role.name == ADMIN_ROLE:
+    if role.is_admin_role:
         raise GrantRefused("The Admin role can't be deleted.")
     lacking = {p.name for p in role.permissions} - held(editor)
     if lacking:
@@ -95,7 +95,8 @@ def active_admins_besides(user_ids: Iterable[int]) -> int:
     Locks the Admin role's row on PostgreSQL, so two admins demoting each other at once
     are serialised and the second sees the first's change.
     """
-    admin = db.session.scalar(select(Role).where(Role.name == ADMIN_ROLE).with_for_update())
+    admin = db.session.scalar(select(Role).where(Role.name == ADMIN_ROLE, Role.tenant_id.is_(None))
+                              .with_for_update())
     if admin is None:
         return 0
     return db.session.scalar(

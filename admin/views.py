@@ -11,19 +11,22 @@ from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.model import typefmt
 from flask_login import current_user
-from sqlalchemy import select
+from flask_admin.helpers import get_form_data
+from sqlalchemy import func, select
 from wtforms.validators import ValidationError
 
 from admin.access import is_active_user, is_signed_in, refuse
-from admin.forms import RoleForm, UserCreateForm, UserForm
+from admin.forms import (HostRoleForm, HostUserCreateForm, RoleForm, TenantForm, UserCreateForm, UserForm,
+                         permission_query)
 from admin.grants import (GrantRefused, check_delete_role, check_keeps_an_admin, check_manage_user,
-                          check_role_permissions, check_user_roles, held, may_grant)
+                          check_role_permissions, check_user_roles, display_names, held, may_grant)
 from app.auth.signins import end_all_sessions, session_count
 from app.extensions import db
 from app.inputs import MAX_ID
-from app.models import Permission
+from app.models import Permission, Role, tenant_clause
 from admin.navigation import open_views
-from app.permissions import ADMIN_ROLE, ROLES, USERS
+from app.permissions import ADMIN_ROLE, ROLES, TENANTS, USERS, host_only_names
+from app.tenants import set_active
 
 MAX_PAGE = 100_000  # page numbers past this are empty pages (offsets stay within any database's range)
 
@@ -148,7 +151,103 @@ def all_permissions() -> list[Permission]:
     return list(db.session.scalars(select(Permission).order_by(Permission.name)))
 
 
-class RoleView(PermissionModelView):
+def editor_tenant_id() -> int | None:
+    """The signed-in editor's tenant id; None for a host editor (who may act in any tenant)."""
+    return getattr(current_user, "tenant_id", None)
+
+
+def tenant_label(view: Any, context: Any, model: Any, name: str) -> str:
+    """The tenant a row belongs to ("host" for none)."""
+    return model.tenant.name if model.tenant is not None else "host"
+
+
+class TenantScopedView(PermissionModelView):
+    """Rows of the host or of one tenant (``model.tenant_id``): a tenant's editors see, count and open
+    only their tenant's rows (another tenant's row is a 404) and create rows in their tenant; host
+    editors see every row, with its tenant, and pick the tenant of a row they create."""
+
+    host_create_form: Any = None
+
+    @property
+    def _list_columns(self) -> list:
+        """The list's columns: the tenant column (first) only for host editors."""
+        columns = self._all_list_columns
+        return columns if editor_tenant_id() is None else [c for c in columns if c[0] != "tenant"]
+
+    @_list_columns.setter
+    def _list_columns(self, columns: list) -> None:
+        self._all_list_columns = columns
+
+    def scoped(self, query: Any) -> Any:
+        """``query`` narrowed to the editor's tenant (unchanged for host editors)."""
+        tenant_id = editor_tenant_id()
+        return query if tenant_id is None else query.filter(self.model.tenant_id == tenant_id)
+
+    def get_query(self) -> Any:
+        """The list's rows: the editor's tenant's only (every row for host editors)."""
+        return self.scoped(super().get_query())
+
+    def get_count_query(self) -> Any:
+        """The list's count, scoped like its rows."""
+        return self.scoped(super().get_count_query())
+
+    def get_one(self, id: Any) -> Any:
+        """The row ``id``; a row of another tenant than a tenant editor's is a 404, never shown or changed."""
+        model = super().get_one(id)
+        tenant_id = editor_tenant_id()
+        if model is not None and tenant_id is not None and model.tenant_id != tenant_id:
+            abort(404)
+        return model
+
+    def create_form(self, obj: Any = None):
+        """The create form: host editors pick the tenant, a tenant's editors create in their own."""
+        tenant_id = editor_tenant_id()
+        form_class = self.host_create_form if tenant_id is None else self.get_create_form()
+        form = form_class(get_form_data(), obj=obj)
+        form.owner_tenant_id = tenant_id
+        return form
+
+    def edit_form(self, obj: Any = None):
+        """The edit form of a row, which stays in its tenant."""
+        form = super().edit_form(obj)
+        form.owner_tenant_id = obj.tenant_id if obj is not None else editor_tenant_id()
+        return form
+
+    def place(self, form: Any, model: Any, is_created: bool) -> None:
+        """Keep a new row in the editor's tenant (host editors: the picked one); rows never move."""
+        tenant_id = editor_tenant_id()
+        if is_created and tenant_id is not None:
+            model.tenant_id, model.tenant = tenant_id, current_user.tenant
+
+
+def tenant_of(form: Any, model: Any) -> int | None:
+    """The tenant id a row being saved belongs to (the picker's choice on a host editor's create form)."""
+    picked = getattr(form, "tenant", None)
+    if picked is not None and hasattr(picked, "query_factory"):
+        return picked.data.id if picked.data is not None else None
+    return model.tenant_id
+
+
+def permissions_for(tenant_id: int | None) -> list[Permission]:
+    """The permissions a role of ``tenant_id`` may hold: all for the host, none host-only for a tenant."""
+    hidden = host_only_names() if tenant_id is not None else frozenset()
+    return [p for p in permission_query() if p.name not in hidden]
+
+
+def roles_for(tenant_id: int | None, everyone: bool = False) -> list[Role]:
+    """The roles a user of ``tenant_id`` may hold (every role, for a host editor's create form)."""
+    query = select(Role).order_by(Role.tenant_id.is_not(None), Role.name)
+    if not everyone:
+        query = query.where(tenant_clause(Role.tenant_id, tenant_id))
+    return list(db.session.scalars(query))
+
+
+def role_label(role: Role) -> str:
+    """A role's name, prefixed with its tenant when it has one (``acme: Operators``)."""
+    return f"{role.tenant.name}: {role.name}" if role.tenant is not None else role.name
+
+
+class RoleView(TenantScopedView):
     """Configuration → Roles: name, description and the permissions a role grants.
 
     Only permissions the editor holds can be ticked or unticked; the Admin role's boxes are
@@ -157,17 +256,22 @@ class RoleView(PermissionModelView):
 
     permission = ROLES
     form = RoleForm
-    column_list = ("name", "description", "permissions")
+    host_create_form = HostRoleForm
+    column_list = ("tenant", "name", "description", "permissions")
     column_sortable_list = ("name",)
     column_searchable_list = ("name",)
     column_default_sort = "name"
-    column_formatters = {"permissions": permission_names}
+    column_formatters = {"permissions": permission_names, "tenant": tenant_label}
 
     def lock_permissions(self, form: Any, obj: Any = None) -> Any:
-        """Disable the boxes the editor may not change (all of them for the Admin role)."""
+        """Disable the boxes the editor may not change (all of them for the Admin role); a tenant's role
+        doesn't offer host-only permissions."""
         mine = held(current_user)
         form.permissions.is_locked = lambda permission: permission.name not in mine
-        if obj is not None and obj.name == ADMIN_ROLE:
+        if obj is not None or editor_tenant_id() is not None:
+            owner = obj.tenant_id if obj is not None else editor_tenant_id()
+            form.permissions.query_factory = lambda: permissions_for(owner)
+        if obj is not None and obj.is_admin_role:
             form.permissions.all_locked = True
             form.permissions.data = all_permissions()
             form.permissions.description = "The Admin role always holds every permission."
@@ -180,14 +284,20 @@ class RoleView(PermissionModelView):
     def edit_form(self, obj: Any = None):
         """The edit form; the Admin role's name is read-only and its permissions fixed."""
         form = self.lock_permissions(super().edit_form(obj), obj)
-        if obj is not None and obj.name == ADMIN_ROLE:
+        if obj is not None and obj.is_admin_role:
             form.name.render_kw = {"readonly": True}
             form.name.description = "The Admin role can't be renamed; it holds every permission."
         return form
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
-        """Refuse renaming the Admin role and changing permissions the editor doesn't hold."""
-        if not is_created and form.name.object_data == ADMIN_ROLE:
+        """Refuse renaming the Admin role, changing permissions the editor doesn't hold and giving a
+        tenant's role a host-only permission."""
+        self.place(form, model, is_created)
+        host_only = {p.name for p in model.permissions} & host_only_names()
+        if tenant_of(form, model) is not None and host_only:
+            raise GrantRefused("A tenant's role can't hold host-only permissions: "
+                               f"{display_names(host_only)}.")
+        if not is_created and form.name.object_data == ADMIN_ROLE and model.tenant_id is None:
             if model.name != ADMIN_ROLE:
                 raise ValidationError("The Admin role can't be renamed.")
             model.permissions = all_permissions()
@@ -200,7 +310,7 @@ class RoleView(PermissionModelView):
         check_delete_role(current_user, model)
 
 
-class UserView(PermissionModelView):
+class UserView(TenantScopedView):
     """Configuration → Users: accounts, their roles and passwords (never shown).
 
     An editor may give or take only roles whose permissions they all hold, and may not
@@ -210,13 +320,14 @@ class UserView(PermissionModelView):
     """
 
     permission = USERS
-    column_list = ("username", "email", "active", "roles", "created_at", "last_login_at")
+    host_create_form = HostUserCreateForm
+    column_list = ("tenant", "username", "email", "active", "roles", "created_at", "last_login_at")
     column_labels = {"created_at": "Created", "last_login_at": "Last login"}
     column_sortable_list = ("username", "email", "active", "created_at", "last_login_at")
     column_searchable_list = ("username", "email")
     column_filters = ("active",)
     column_default_sort = "username"
-    column_formatters = {"roles": role_names}
+    column_formatters = {"roles": role_names, "tenant": tenant_label}
     edit_template = "admin/user_edit.html"
 
     def get_create_form(self):
@@ -232,6 +343,9 @@ class UserView(PermissionModelView):
         before the form's data touches the account, which may be their own)."""
         held(current_user)
         form.roles.is_locked = lambda role: not may_grant(current_user, {p.name for p in role.permissions})
+        owner, everyone = getattr(form, "owner_tenant_id", None), hasattr(form, "tenant")
+        form.roles.query_factory = lambda: roles_for(owner, everyone)
+        form.roles.get_label = role_label
         return form
 
     def create_form(self, obj: Any = None):
@@ -251,6 +365,12 @@ class UserView(PermissionModelView):
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
         """Apply the grant rules, then hash a new password and end sessions that must end."""
+        self.place(form, model, is_created)
+        owner = tenant_of(form, model)
+        strangers = sorted(role_label(role) for role in model.roles if role.tenant_id != owner)
+        if strangers:
+            raise ValidationError("A user can only hold roles of their own tenant, not "
+                                  + ", ".join(f"“{name}”" for name in strangers) + ".")
         before_roles = list(form.roles.object_data or ()) if not is_created else []
         if not is_created:
             held_before = {p.name for role in before_roles for p in role.permissions}
@@ -258,7 +378,7 @@ class UserView(PermissionModelView):
             if is_current_user(model) and not model.active:
                 raise ValidationError("You can't deactivate your own account.")
         check_user_roles(current_user, before_roles, model.roles)
-        was_admin = bool(form.active.object_data) and any(r.name == ADMIN_ROLE for r in before_roles)
+        was_admin = bool(form.active.object_data) and any(r.is_admin_role for r in before_roles)
         if was_admin and not model.is_admin():
             check_keeps_an_admin([model])
         if form.new_password.data:
@@ -307,3 +427,46 @@ def is_current_user(user: Any) -> bool:
     the form being saved may just have switched off.
     """
     return getattr(current_user, "id", None) == user.id
+
+
+class TenantView(PermissionModelView):
+    """Configuration → Tenants (host editors holding "Tenants"): create tenants, rename how they show,
+    switch them off (their users are signed out and kept out) and on again. A tenant is never deleted
+    here: switching it off keeps its jobs and history."""
+
+    permission = TENANTS
+    form = TenantForm
+    can_delete = False
+    column_list = ("name", "display_name", "active", "users", "created_at")
+    column_sortable_list = ("name", "display_name", "active", "created_at")
+    column_searchable_list = ("name", "display_name")
+    column_filters = ("active",)
+    column_default_sort = "name"
+    column_formatters = {"users": lambda view, context, model, name: str(user_count(model.id))}
+
+    def is_accessible(self) -> bool:
+        """Host editors holding "Tenants" only."""
+        return super().is_accessible() and editor_tenant_id() is None
+
+    def edit_form(self, obj: Any = None):
+        """The edit form; the name people sign in with is fixed."""
+        form = super().edit_form(obj)
+        form.name.render_kw = {"readonly": True}
+        return form
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        """Keep the name; switching a tenant off ends its users' sessions and tokens."""
+        if not is_created:
+            model.name = form.name.object_data
+            if form.active.object_data and not model.active:
+                model.active = True
+                set_active(model, False)
+        if not model.display_name:
+            model.display_name = model.name
+
+
+def user_count(tenant_id: int) -> int:
+    """How many users a tenant has."""
+    from app.models import User
+
+    return db.session.scalar(select(func.count()).select_from(User).where(User.tenant_id == tenant_id)) or 0

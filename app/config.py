@@ -18,6 +18,7 @@ class ConfigError(RuntimeError):
 
 
 #: Engine tuning read from the environment when set (seconds); defaults live in tasks.engine.Settings.
+TRUE_WORDS = ("1", "true", "yes", "on")
 JOB_TUNING = ("JOBS_DEAD_AFTER", "JOBS_HEARTBEAT_INTERVAL", "JOBS_SHUTDOWN_GRACE", "JOBS_RETENTION_SECONDS",
               "JOBS_RECONCILE_INTERVAL", "JOBS_RECONCILE_GRACE", "JOBS_BACKOFF_SCALE", "JOBS_MAX_ARGS_BYTES",
               "JOBS_PREFETCH_BUDGET", "JOBS_HOLD_LIMIT")
@@ -92,6 +93,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] = os.environ) ->
         "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD") or None,
         "ADMIN_EMAIL": env.get("ADMIN_EMAIL") or "admin@example.com",
         "JOBS_DASHBOARD_PATH": env.get("JOBS_DASHBOARD_PATH", "/hangfire").rstrip("/") or "/hangfire",
+        # ABP's enableTenant: may tenant users open the dashboard (scoped to their tenant's jobs)?
+        "JOBS_DASHBOARD_TENANTS": env.get("JOBS_DASHBOARD_TENANTS", "").strip().lower() in TRUE_WORDS,
         "JWT_EXPIRES": timedelta(seconds=int(env.get("JWT_EXPIRES_SECONDS", "3600"))),
         "LOGIN_THROTTLE_MAX_FAILURES": int(env.get("LOGIN_THROTTLE_MAX_FAILURES", "5")),
         "LOGIN_THROTTLE_IP_MAX_FAILURES": int(env.get("LOGIN_THROTTLE_IP_MAX_FAILURES", "20")),

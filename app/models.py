@@ -5,7 +5,7 @@ import secrets
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, String, Table, func, select
+from sqlalchemy import Column, ForeignKey, Index, String, Table, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -51,33 +51,86 @@ class Permission(db.Model):
         return self.display_name
 
 
+#: what a NULL tenant (the host) counts as in the per-tenant unique indexes: NULLs never clash in a
+#: unique index, so the key coalesces them to a value no tenant id takes
+HOST_KEY = 0
+
+
+def tenant_key(column):
+    """The per-tenant unique indexes' tenant part: the tenant id, or ``HOST_KEY`` for the host."""
+    return func.coalesce(column, HOST_KEY)
+
+
+class Tenant(db.Model):
+    """A customer of the application: its users, roles and jobs are kept apart from every other's.
+
+    Users, roles and jobs with no tenant belong to the host (the operators of the application).
+    A deactivated tenant's users can't sign in, and their sessions and tokens stop working.
+    """
+
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    @classmethod
+    def by_name(cls, name: str) -> "Tenant | None":
+        """The tenant called ``name`` (case-insensitive), or None."""
+        return db.session.scalar(select(cls).where(func.lower(cls.name) == name.strip().lower()))
+
+
+def tenant_clause(column, tenant: "Tenant | int | None"):
+    """``column`` names ``tenant`` (None: the host)."""
+    tenant_id = tenant.id if isinstance(tenant, Tenant) else tenant
+    return column.is_(None) if tenant_id is None else column == tenant_id
+
+
 class Role(db.Model):
-    """A named set of permissions assigned to users."""
+    """A named set of permissions assigned to users; a role belongs to the host or to one tenant."""
 
     __tablename__ = "roles"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant: Mapped[Tenant | None] = relationship()
     description: Mapped[str] = mapped_column(String(255), default="")
     permissions: Mapped[list[Permission]] = relationship(
         secondary=role_permissions, order_by=Permission.name
     )
     users: Mapped[list["User"]] = relationship(secondary=user_roles, back_populates="roles")
 
+    __table_args__ = (Index("uq_roles_tenant_name", tenant_key(tenant_id), name, unique=True),)
+
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_admin_role(self) -> bool:
+        """True for the host's Admin role (a tenant's role called "Admin" is an ordinary role)."""
+        return self.name == ADMIN_ROLE and self.tenant_id is None
+
     @classmethod
-    def by_name(cls, name: str) -> "Role | None":
-        """The role called ``name``, or None."""
-        return db.session.scalar(select(cls).where(cls.name == name))
+    def by_name(cls, name: str, tenant: "Tenant | int | None" = None) -> "Role | None":
+        """The role called ``name`` of ``tenant`` (default: the host's), or None."""
+        return db.session.scalar(select(cls).where(cls.name == name, tenant_clause(cls.tenant_id, tenant)))
 
 
 class User(UserMixin, db.Model):
-    """A person who signs in. Passwords are stored as scrypt hashes."""
+    """A person who signs in, of the host or of one tenant. Passwords are stored as scrypt hashes.
+
+    Usernames are unique per tenant (ignoring case); email addresses are unique everywhere.
+    """
 
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant: Mapped[Tenant | None] = relationship()
     email: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255), default="")
     active: Mapped[bool] = mapped_column(default=True)
@@ -91,6 +144,9 @@ class User(UserMixin, db.Model):
     #: ``<id>:<session key>`` of the signed-in browser (not a column; see app.auth.signins)
     login_id = None
 
+    __table_args__ = (Index("uq_users_tenant_username", tenant_key(tenant_id), func.lower(username),
+                            unique=True),)
+
     def __str__(self) -> str:
         return self.username
 
@@ -99,16 +155,21 @@ class User(UserMixin, db.Model):
         return self.login_id or str(self.id)
 
     @property
-    def is_active(self) -> bool:  # Flask-Login refuses inactive users
-        return self.active
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users, and users of inactive tenants
+        return self.active and (self.tenant is None or self.tenant.active)
+
+    @property
+    def tenant_name(self) -> str | None:
+        """The name of the user's tenant; None for a host user."""
+        return self.tenant.name if self.tenant is not None else None
 
     def set_password(self, password: str) -> None:
         """Hash and store ``password``."""
         self.password_hash = generate_password_hash(password)
 
     def is_admin(self) -> bool:
-        """True when the user is active and a member of the Admin role."""
-        return self.active and any(role.name == ADMIN_ROLE for role in self.roles)
+        """True when the user is active and a member of the (host's) Admin role."""
+        return self.active and any(role.name == ADMIN_ROLE and role.tenant_id is None for role in self.roles)
 
     def check_password(self, password: str) -> bool:
         """True when ``password`` matches the stored hash."""
@@ -121,15 +182,16 @@ class User(UserMixin, db.Model):
 
     def has_permission(self, *names: str) -> bool:
         """True when the user is active and holds any of ``names``."""
-        return self.active and not self.permission_names.isdisjoint(names)
+        return self.is_active and not self.permission_names.isdisjoint(names)
 
     @classmethod
-    def by_login(cls, login: str) -> "User | None":
-        """The user whose username or email (case-insensitive) is ``login``."""
+    def by_login(cls, login: str, tenant: "Tenant | int | None" = None) -> "User | None":
+        """The user of ``tenant`` (default: the host) whose username or email (ignoring case) is ``login``."""
         login = login.strip()
         return db.session.scalar(
             select(cls).where(
-                (func.lower(cls.username) == login.lower()) | (func.lower(cls.email) == login.lower())
+                (func.lower(cls.username) == login.lower()) | (func.lower(cls.email) == login.lower()),
+                tenant_clause(cls.tenant_id, tenant),
             )
         )
 

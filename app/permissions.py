@@ -21,6 +21,7 @@ OUTBOX = "Pages.Administration.Outbox"
 REPORTS_ALL = "Pages.Reports.All"
 REPORTS_ACCESS_REVIEW = "Pages.Reports.AccessReview"
 JOB_ALERTS = "Pages.JobAlerts"  # not "Pages.Hangfire.…": that prefix would make it a dashboard alternative
+TENANTS = "Pages.Tenants"
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,23 @@ class PermissionDef:
     name: str
     display_name: str
     group: str
+    #: only host roles may hold it (it reaches across tenants): a tenant's role never shows or takes it
+    host_only: bool = False
 
 
 REGISTRY: dict[str, PermissionDef] = {}
 
 
-def define(name: str, display_name: str, group: str) -> PermissionDef:
+def define(name: str, display_name: str, group: str, host_only: bool = False) -> PermissionDef:
     """Declare a permission; features call this at import time."""
-    definition = PermissionDef(name, display_name, group)
+    definition = PermissionDef(name, display_name, group, host_only)
     REGISTRY[name] = definition
     return definition
+
+
+def host_only_names() -> frozenset[str]:
+    """Names of the permissions only host roles may hold."""
+    return frozenset(name for name, definition in REGISTRY.items() if definition.host_only)
 
 
 define(HANGFIRE, "Hangfire Dashboard", "Background jobs")
@@ -47,7 +55,8 @@ define(HANGFIRE_READ_ONLY, "Hangfire Dashboard (view only)", "Background jobs")
 define(JOB_ALERTS, "Job alerts", "Background jobs")
 define(ROLES, "Roles", "Administration")
 define(USERS, "Users", "Administration")
-define(OUTBOX, "Outbox", "Administration")
+define(OUTBOX, "Outbox", "Administration", host_only=True)  # every email sent, whoever it went to
+define(TENANTS, "Tenants", "Administration", host_only=True)
 define(REPORTS_ALL, "All reports", "Reports")
 define(REPORTS_ACCESS_REVIEW, "Access review report", "Reports")
 

@@ -46,3 +46,18 @@ def password_problem(password: str | None) -> str | None:
     if len(password) > PASSWORD_MAX_LENGTH:
         return f"A password has at most {PASSWORD_MAX_LENGTH} characters."
     return None
+
+
+TENANT_NAME_MAX_LENGTH = 64
+TENANT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def tenant_name_problem(name: str | None) -> str | None:
+    """Why ``name`` can't name a tenant (empty, too long, or not letters, digits, ``.``, ``_``, ``-``)."""
+    if not name:
+        return "Enter a tenant name."
+    if len(name) > TENANT_NAME_MAX_LENGTH:
+        return f"A tenant name has at most {TENANT_NAME_MAX_LENGTH} characters."
+    if not TENANT_NAME_RE.match(name):
+        return "A tenant name starts with a letter or digit and holds only letters, digits, '.', '_' and '-'."
+    return None

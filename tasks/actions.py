@@ -20,6 +20,7 @@ from tasks.api import enqueue
 from tasks.audit import record_audit
 from tasks.ledger import Job
 from tasks.queries import JobFilter
+from tasks.tenancy import current_scope, scope_clauses
 
 BULK_TASK = "jobs.bulk_action"
 #: audit names of bulk actions: ``retry`` started on everything matching is ``retry-matching``
@@ -74,7 +75,8 @@ class JobAction:
         """Those of ``job_ids`` whose job is in a state this action applies to (in the given order)."""
         found: set[str] = set()
         for part in ledger.chunks(list(dict.fromkeys(job_ids)), 500):
-            query = select(Job.id).where(Job.id.in_(part), Job.state.in_(self.states))
+            query = select(Job.id).where(Job.id.in_(part), Job.state.in_(self.states),
+                                         *scope_clauses(Job.__table__.c))
             found.update(db.session.scalars(query))
         return [job_id for job_id in dict.fromkeys(job_ids) if job_id in found]
 
@@ -158,11 +160,14 @@ def start_bulk(name: str, job_filter: JobFilter, by: str | None = None,
     """
     action = job_action(name, bulk=True)
     narrowed = narrowed_to(action, job_filter)
+    scope = current_scope()
+    if scope is not None:  # the filter names the tenant itself, and the bulk job runs as that tenant
+        narrowed = replace(narrowed, tenant=scope)
     estimate, capped = queries.count_jobs(narrowed, cap=cap)
     if not estimate:
         raise NothingMatches(f"No job matching this filter is in a state “{action.label}” applies to; "
                              "nothing to do.")
-    job_id = enqueue(BULK_TASK, [action.name, narrowed.to_dict(), by])
+    job_id = enqueue(BULK_TASK, [action.name, narrowed.to_dict(), by], tenant=scope)
     record_audit(by, action.name + MATCHING_SUFFIX, job_ids=[job_id], job_filter=job_filter.to_dict(),
                  count=estimate)
     return BulkStarted(action, job_id, estimate, capped)
@@ -231,6 +236,8 @@ def perform_recurring(name: str, recurring_ids: Sequence[str],
     """
     action = recurring_action(name)
     done: dict[str, str | None] = {}
+    if current_scope() is not None:  # recurring jobs are the host's: a tenant finds none
+        return done
     for recurring_id in dict.fromkeys(recurring_ids):
         found, job_id = action.apply(recurring_id, by)
         if found:

@@ -212,6 +212,8 @@ class JobContext:
     worker_id: str
     enqueued_by: str | None = None
     reporter: Any = field(default=None, repr=False)
+    #: the tenant the job runs for (None: the host); jobs it enqueues belong to it too
+    tenant: str | None = None
 
     @property
     def is_last_attempt(self) -> bool:
@@ -283,10 +285,19 @@ def due_at(delay: float | timedelta | None, eta: datetime | None) -> float | Non
     return None
 
 
+#: ``tenant=`` left out: the job belongs to whoever is acting (the signed-in user's tenant, the running
+#: job's tenant, else the host)
+CURRENT = "<current tenant>"
+
+
 def enqueue(name_or_fn: str | Callable, args: Sequence = (), kwargs: Mapping | None = None, *,
             queue: str | None = None, priority: int | None = None, delay: float | timedelta | None = None,
-            eta: datetime | None = None, after: str | None = None, continue_on: str = "success") -> str:
+            eta: datetime | None = None, after: str | None = None, continue_on: str = "success",
+            tenant: str | None = CURRENT) -> str:
     """Queue one run of a registered job; returns its id.
+
+    ``tenant`` names the tenant the job belongs to (None: the host); left out, the job belongs to the
+    signed-in user's tenant inside a request, to the running job's inside a job, else to the host.
 
     Inside a request whose database session has pending writes, the job row joins
     that transaction and the message is sent after commit (nothing runs on rollback).
@@ -294,18 +305,20 @@ def enqueue(name_or_fn: str | Callable, args: Sequence = (), kwargs: Mapping | N
     succeeds (``continue_on="success"``) or reaches any final state (``"finished"``).
     """
     return enqueue_many(name_or_fn, [(args, kwargs or {})], queue=queue, priority=priority,
-                        delay=delay, eta=eta, after=after, continue_on=continue_on)[0]
+                        delay=delay, eta=eta, after=after, continue_on=continue_on, tenant=tenant)[0]
 
 
 def enqueue_many(name_or_fn: str | Callable, calls: Iterable[tuple[Sequence, Mapping]], *,
                  queue: str | None = None, priority: int | None = None,
                  delay: float | timedelta | None = None, eta: datetime | None = None,
-                 after: str | None = None, continue_on: str = "success") -> list[str]:
+                 after: str | None = None, continue_on: str = "success",
+                 tenant: str | None = CURRENT) -> list[str]:
     """Queue many runs of one job at once (one ledger transaction, one pipelined push).
 
     ``calls`` holds ``(args, kwargs)`` pairs. Returns the job ids in order.
     """
-    from tasks.engine import current_engine
+    from tasks.engine import CURRENT_TENANT, current_engine
 
     return current_engine().enqueue_many(definition(name_or_fn), list(calls), queue=queue, priority=priority,
-                                         due=due_at(delay, eta), after=after, continue_on=continue_on)
+                                         due=due_at(delay, eta), after=after, continue_on=continue_on,
+                                         tenant=CURRENT_TENANT if tenant == CURRENT else tenant)

@@ -24,6 +24,8 @@ class AuditEntry(db.Model):
     job_ids: Mapped[str] = mapped_column(Text, default="[]")
     job_filter: Mapped[str | None] = mapped_column(Text)
     count: Mapped[int] = mapped_column(default=0)
+    #: the tenant whose dashboard the action was taken on; None for the host's
+    tenant: Mapped[str | None] = mapped_column(String(64), index=True)
 
     @property
     def ids(self) -> list[str]:
@@ -42,19 +44,28 @@ def record_audit(user: str | None, action: str, job_ids: list[str] | None = None
 
     ``count`` is how many jobs the action changed (default: the number of ids named).
     """
+    from tasks.tenancy import current_scope
+
     ids = list(job_ids or [])[:MAX_IDS_KEPT]
     with db.engine.begin() as conn:
         conn.execute(insert(AuditEntry.__table__).values(
-            at=utcnow(), user=user, action=action[:64], job_ids=json.dumps(ids),
+            at=utcnow(), user=user, action=action[:64], job_ids=json.dumps(ids), tenant=current_scope(),
             job_filter=json.dumps(job_filter, default=str) if job_filter is not None else None,
             count=len(job_ids or []) if count is None else count,
         ))
 
 
 def audit_log(limit: int = 100, cursor: int | None = None):
-    """Newest entries first; ``cursor`` is the id to continue below. Returns (entries, next_cursor)."""
+    """Newest entries first; ``cursor`` is the id to continue below. Returns (entries, next_cursor).
+
+    Within a tenant scope, only the entries of actions taken on that tenant's dashboard.
+    """
+    from tasks.tenancy import current_scope
+
     limit = max(1, min(int(limit), 500))
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    if current_scope() is not None:
+        query = query.where(AuditEntry.tenant == current_scope())
     if cursor:
         query = query.where(AuditEntry.id < int(cursor))
     entries = list(db.session.scalars(query))

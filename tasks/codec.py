@@ -115,15 +115,18 @@ class Delivery:
     eta: float | None = None  # epoch seconds, or None when due now
     created: float | None = None  # epoch seconds when (re)queued, for latency
     traceparent: str | None = None  # W3C trace context of the enqueue (only while tracing)
+    tenant: str | None = None  # the tenant the job runs for (None: the host)
 
     def encode(self) -> bytes:
-        """The wire form of this message."""
+        """The wire form of this message (``traceparent`` and ``tenant`` only when there is one)."""
         body = {"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
                 "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
                 "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
                 "created": self.created}
         if self.traceparent:
             body["traceparent"] = self.traceparent
+        if self.tenant is not None:
+            body["tenant"] = self.tenant
         return dumps(body)
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
@@ -155,7 +158,8 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
     except TypeError as exc:
         raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
     if not (isinstance(delivery.task, str) and isinstance(delivery.args, list)
-            and isinstance(delivery.kwargs, dict) and isinstance(delivery.attempt, int)):
+            and isinstance(delivery.kwargs, dict) and isinstance(delivery.attempt, int)
+            and isinstance(delivery.tenant, (str, type(None)))):
         raise PoisonMessage("malformed message: wrong field types", job_id, raw)
     if not (isinstance(delivery.traceparent, str) and len(delivery.traceparent) <= TRACEPARENT_MAX):
         delivery.traceparent = None  # tracing context is a hint: a bad one never fails the job
@@ -176,7 +180,7 @@ def delivery_from_row(row, attempt: int, eta: float | None) -> Delivery:
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise PoisonMessage("arguments in the ledger are not a JSON list and object", row.id)
     delivery = Delivery(row.id, row.task, row.queue, row.priority, args, kwargs, attempt,
-                        max(row.max_attempts, attempt), eta, time.time())
+                        max(row.max_attempts, attempt), eta, time.time(), getattr(row, "tenant", None))
     try:
         check_arguments(args, kwargs)  # what enqueue would refuse can't be sent either
     except ArgumentError as exc:

@@ -18,6 +18,7 @@ from tasks.ledger import Job
 from tasks.audit import record_audit  # noqa: F401  (part of the command API)
 from tasks.lifecycle import Transition
 from tasks.progress import request_cancel
+from tasks.tenancy import scope_clauses
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def delivery_for(job: Job, eta: float | None = None) -> Delivery:
 def _load(job_ids: Sequence[str]) -> list[Job]:
     jobs: list[Job] = []
     for part in ledger.chunks(list(dict.fromkeys(job_ids)), 500):
-        jobs.extend(db.session.scalars(select(Job).where(Job.id.in_(part))))
+        jobs.extend(db.session.scalars(select(Job).where(Job.id.in_(part), *scope_clauses(Job.__table__.c))))
     return jobs
 
 

@@ -28,7 +28,7 @@ def resolve(conn: Connection, parents: dict[str, str]) -> list[Delivery]:
     children = []
     for part in ledger.chunks(sorted(parents), 500):
         children += conn.execute(select(c.id, c.task, c.queue, c.priority, c.args, c.kwargs, c.max_attempts,
-                                        c.parent_id, c.continue_on)
+                                        c.parent_id, c.continue_on, c.tenant)
                                  .where(c.parent_id.in_(part), c.state == lifecycle.AWAITING)).all()
     at = ledger.utcnow()
     transitions, deliveries = [], []
@@ -55,11 +55,13 @@ def resolve(conn: Connection, parents: dict[str, str]) -> list[Delivery]:
     return [d for d in deliveries if d.id in released]
 
 
-def known(conn: Connection, job_ids) -> list[str]:
-    """Which of ``job_ids`` exist in the ledger."""
+def known(conn: Connection, job_ids, tenant: str | None = None) -> list[str]:
+    """Which of ``job_ids`` exist in the ledger and may be waited for by a job of ``tenant``: a
+    tenant's job continues only after that tenant's jobs (the host's may follow any job)."""
     c = jobs_table.c
+    mine = [] if tenant is None else [c.tenant == tenant]
     return [i for part in ledger.chunks(sorted(set(job_ids)), 500)
-            for (i,) in conn.execute(select(c.id).where(c.id.in_(part)))]
+            for (i,) in conn.execute(select(c.id).where(c.id.in_(part), *mine))]
 
 
 def final_parents(conn: Connection, parent_ids) -> dict[str, str]:

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context
 from sqlalchemy import event
@@ -27,6 +28,16 @@ from tasks.transport import Outgoing, Transport, open_transport, transport_url
 
 PENDING_KEY = "jobs_pending_dispatch"
 WROTE_KEY = "jobs_session_wrote"
+
+
+class _CurrentTenant:
+    """The default of ``tenant=``: whoever is acting now (see :func:`current_tenant`)."""
+
+    def __repr__(self) -> str:
+        return "CURRENT_TENANT"
+
+
+CURRENT_TENANT: Any = _CurrentTenant()
 
 
 @dataclass
@@ -77,9 +88,13 @@ class JobEngine:
     def enqueue_many(self, job: JobDefinition, calls: Sequence[tuple[Sequence, Mapping]], *,
                      queue: str | None = None, priority: int | None = None, due: float | None = None,
                      enqueued_by: str | None = None, recurring_id: str | None = None, after: str | None = None,
-                     continue_on: str = continuations.ON_SUCCESS, occurrence=None) -> list[str]:
+                     continue_on: str = continuations.ON_SUCCESS, occurrence=None,
+                     tenant: Any = CURRENT_TENANT) -> list[str]:
         """Validate, record in the ledger and dispatch ``calls`` of ``job``; returns ids.
 
+        ``tenant`` names the tenant the jobs belong to (None: the host); by default they belong to
+        the signed-in user's tenant inside a request, to the running job's tenant inside a job, and
+        to the host elsewhere.
         ``after`` makes each call a continuation of that job (Awaiting until it finishes);
         ``occurrence`` records which run of a recurring job this is (as ``scheduled_for``).
         A unique job returns the id of the pending duplicate instead of creating one.
@@ -92,6 +107,7 @@ class JobEngine:
             raise ValueError(f"continue_on must be one of {', '.join(continuations.CONTINUE_ON)}")
         state = lifecycle.AWAITING if after else lifecycle.SCHEDULED if due else lifecycle.ENQUEUED
         who = enqueued_by or current_username()
+        owner = current_tenant() if tenant is CURRENT_TENANT else checked_tenant(tenant)
         names = job.parameter_names()
         with tracing.enqueue_span(job.name, queue, len(calls)) as traceparent:
             batch = Batch()
@@ -110,11 +126,12 @@ class JobEngine:
                     reason=("Scheduled by client" if due else
                             f"Recurring job {recurring_id}" if recurring_id else ""),
                     parent_id=after, continue_on=continue_on if after else None, recurring_id=recurring_id,
-                    encoded=encoded))
+                    tenant=owner, encoded=encoded))
                 batch.keys.append(unique.key_for(job.name, job.unique, args, kwargs) if job.unique else None)
                 if not after:
                     batch.deliveries[job_id] = Delivery(job_id, job.name, queue, priority, args, kwargs, 1,
-                                                        job.retry.attempts, due, created, traceparent)
+                                                        job.retry.attempts, due, created,
+                                                        traceparent=traceparent, tenant=owner)
             batch.window = job.unique_window
             return self.record_and_dispatch(batch)
 
@@ -164,7 +181,7 @@ class JobEngine:
         messages = [batch.deliveries[j.id] for j in fresh if j.id in batch.deliveries]
         parents = {j.parent_id for j in fresh if j.parent_id}
         if parents:
-            missing = parents - set(continuations.known(conn, parents))
+            missing = parents - set(continuations.known(conn, parents, batch.jobs[0].tenant))
             if missing:
                 raise ValueError(f"no job {sorted(missing)[0]} to continue after")
             messages += continuations.resolve(conn, continuations.final_parents(conn, parents))
@@ -206,6 +223,29 @@ def check_due(due: float | None) -> None:
 def outgoing(delivery: Delivery) -> Outgoing:
     """The transport form of a delivery."""
     return Outgoing(delivery.id, delivery.queue, delivery.priority, delivery.encode(), delivery.eta)
+
+
+def current_tenant() -> str | None:
+    """The tenant acting now: the signed-in user's in a request, the running job's in a job, else None."""
+    if has_request_context():
+        from app.tenants import request_tenant
+
+        return request_tenant()
+    from tasks.api import _current
+
+    running = _current.get()
+    return running.tenant if running is not None else None
+
+
+def checked_tenant(tenant: Any) -> str | None:
+    """An explicit ``tenant=``: None (the host) or the name of an existing tenant (``ValueError`` else)."""
+    if tenant is None:
+        return None
+    from app.models import Tenant
+
+    if not isinstance(tenant, str) or Tenant.by_name(tenant) is None:
+        raise ValueError(f"tenant: no tenant named {tenant!r} (None means the host)")
+    return Tenant.by_name(tenant).name
 
 
 def current_username() -> str | None:

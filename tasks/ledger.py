@@ -102,6 +102,8 @@ class Job(db.Model):
     parent_id: Mapped[str | None] = mapped_column(String(32))
     continue_on: Mapped[str | None] = mapped_column(String(16))
     recurring_id: Mapped[str | None] = mapped_column(String(100))
+    #: the tenant (name) the job belongs to; None for the host's jobs
+    tenant: Mapped[str | None] = mapped_column(String(64))
     history: Mapped[list["JobState"]] = relationship(
         order_by="JobState.id", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -116,6 +118,12 @@ class Job(db.Model):
         # continuations and a recurring job's runs: only the few jobs that have one (migration 0015)
         *(Index(f"ix_jobs_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
                 postgresql_where=text(f"{column} IS NOT NULL")) for column in ("parent_id", "recurring_id")),
+        # one tenant's lists and counts (a tenant user's dashboard, a host user's tenant filter); partial,
+        # so the host's jobs (every job of a single-tenant deployment) cost no extra index writes
+        Index("ix_jobs_tenant_state_changed", "tenant", "state", "state_changed_at", "id",
+              postgresql_where=text("tenant IS NOT NULL"), sqlite_where=text("tenant IS NOT NULL")),
+        Index("ix_jobs_tenant_changed", "tenant", "state_changed_at", "id",
+              postgresql_where=text("tenant IS NOT NULL"), sqlite_where=text("tenant IS NOT NULL")),
         # text search in arguments and errors (LIKE '%…%') on PostgreSQL: trigram indexes
         *(Index(f"ix_jobs_{column}_trgm", column, postgresql_using="gin",
                 postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
@@ -200,6 +208,7 @@ class NewJob:
     parent_id: str | None = None
     continue_on: str | None = None
     recurring_id: str | None = None
+    tenant: str | None = None
     encoded: tuple[str, str] | None = None  # args and kwargs as JSON, when the caller has them already
 
     def row(self, now: datetime) -> dict:
@@ -215,6 +224,7 @@ class NewJob:
             "exception_traceback": None, "enqueued_by": self.enqueued_by, "progress": None,
             "progress_message": None, "cancel_requested_at": None, "cancel_reason": None,
             "parent_id": self.parent_id, "continue_on": self.continue_on, "recurring_id": self.recurring_id,
+            "tenant": self.tenant,
         }
 
     def arguments_json(self) -> dict[str, str]:

@@ -2,6 +2,9 @@
 
 Lists use keyset pagination on ``(state_changed_at, id)`` so a page stays
 stable while new jobs arrive; counts come from counter deltas, never a full COUNT.
+
+Every read here applies the tenant scope (``tasks.tenancy``): a tenant user's request and a
+tenant's job see that tenant's jobs only, whichever function they call.
 """
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select
 
 from app.extensions import db
 from tasks import ledger, lifecycle, search
 from tasks.audit import audit_log  # noqa: F401  (part of the read API)
 from tasks.ledger import Job, JobState, throughput_table
+from tasks.tenancy import current_scope, scope_clauses
 
 
 class BadCursor(ValueError):
@@ -38,6 +42,7 @@ class JobFilter:
     states: tuple[str, ...] = ()  # any of these states (an action's states, narrowing ``state``)
     tasks: tuple[str, ...] = ()  # any of these tasks (e.g. every task whose name starts "reports.")
     id_prefix: str | None = None  # ids starting with this (lower-case hex)
+    tenant: str | None = None  # jobs of this tenant only (a host user's filter)
 
     def to_dict(self) -> dict:
         """JSON-ready form (for bulk jobs and the audit log)."""
@@ -62,9 +67,12 @@ class JobFilter:
                 raise ValueError(f"unknown state {state!r}; one of {', '.join(lifecycle.STATES)}")
 
     def clauses(self, with_text: bool = True) -> list:
-        """SQL conditions for this filter (``with_text=False``: all but the text search)."""
+        """SQL conditions for this filter, within the current tenant scope (``with_text=False``: all but
+        the text search)."""
         c = Job.__table__.c
-        where = []
+        where = scope_clauses(c)
+        if self.tenant:
+            where.append(c.tenant == self.tenant)
         if self.state:
             where.append(c.state == self.state)
         if self.states:
@@ -210,8 +218,10 @@ def list_jobs(job_filter: JobFilter | None = None, limit: int = 50, cursor: str 
 
 
 def get_job(job_id: str) -> Job | None:
-    """A job with its history, or None."""
-    return db.session.get(Job, job_id)
+    """A job with its history, or None (also for a job outside the current tenant scope)."""
+    job = db.session.get(Job, job_id)
+    scope = current_scope()
+    return None if job is None or (scope is not None and job.tenant != scope) else job
 
 
 def job_ids_starting(prefix: str, limit: int = 2) -> list[str]:
@@ -223,12 +233,14 @@ def job_ids_starting(prefix: str, limit: int = 2) -> list[str]:
 def job_ids_ending(suffix: str, limit: int = 2) -> list[str]:
     """Ids of jobs whose id ends with ``suffix`` (the short ``#1a2b3c4d`` the dashboard shows)."""
     pattern = "%" + suffix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return list(db.session.scalars(select(Job.id).where(Job.id.like(pattern, escape="\\")).limit(limit)))
+    query = select(Job.id).where(Job.id.like(pattern, escape="\\"), *scope_clauses(Job.__table__.c))
+    return list(db.session.scalars(query.limit(limit)))
 
 
 def continuations(job_id: str, limit: int = 50) -> list[Job]:
     """The jobs that wait (or waited) for ``job_id`` to finish, oldest first."""
-    query = select(Job).where(Job.parent_id == job_id).order_by(Job.created_at, Job.id).limit(limit)
+    query = (select(Job).where(Job.parent_id == job_id, *scope_clauses(Job.__table__.c))
+             .order_by(Job.created_at, Job.id).limit(limit))
     return list(db.session.scalars(query))
 
 
@@ -238,9 +250,16 @@ def history(job_id: str) -> list[JobState]:
 
 
 def state_counts() -> dict[str, int]:
-    """Jobs per state (cheap at any size)."""
-    with db.engine.connect() as conn:
-        return ledger.counts(conn)
+    """Jobs per state: from the counter deltas (cheap at any size), or for a tenant scope counted on the
+    tenant's index."""
+    if current_scope() is None:
+        with db.engine.connect() as conn:
+            return ledger.counts(conn)
+    c = Job.__table__.c
+    totals = {state: 0 for state in lifecycle.STATES}
+    rows = db.session.execute(select(c.state, func.count()).where(*scope_clauses(c)).group_by(c.state))
+    totals.update({state: int(count) for state, count in rows})
+    return totals
 
 
 def job_summary(job: Job) -> dict:
@@ -253,7 +272,7 @@ def job_summary(job: Job) -> dict:
         "scheduled_for": iso(job.scheduled_for), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "state_changed_at": iso(job.state_changed_at),
         "worker": job.worker, "enqueued_by": job.enqueued_by, "exception_type": job.exception_type,
-        "exception_message": job.exception_message,
+        "exception_message": job.exception_message, "tenant": job.tenant,
     }
 
 
@@ -287,9 +306,14 @@ def throughput(since: datetime, bucket_seconds: int) -> list[dict]:
     """Succeeded and failed jobs per ``bucket_seconds`` since ``since`` (zeros filled), oldest first."""
     bucket_seconds = max(ledger.BUCKET_SECONDS, int(bucket_seconds))
     start = ledger.bucket_of(since, bucket_seconds)
-    c = throughput_table.c
-    rows = db.session.execute(select(c.bucket, c.state, func.sum(c.count)).where(c.bucket >= start)
-                              .group_by(c.bucket, c.state))
+    if current_scope() is None:
+        c = throughput_table.c
+        rows = db.session.execute(select(c.bucket, c.state, func.sum(c.count)).where(c.bucket >= start)
+                                  .group_by(c.bucket, c.state))
+    else:  # a tenant's finished jobs still in the ledger (Succeeded ones expire with their retention)
+        j = Job.__table__.c
+        rows = db.session.execute(select(j.finished_at, j.state, literal_column("1")).where(
+            *scope_clauses(j), j.state.in_(ledger.THROUGHPUT_STATES), j.finished_at >= start))
     series: dict[datetime, dict] = {}
     at, end = start, ledger.utcnow()
     while at <= end:
@@ -322,7 +346,8 @@ def ledger_queue_overview() -> list[dict]:
 
     c = Job.__table__.c
     rows = db.session.execute(select(c.queue, func.count(), func.min(c.enqueued_at))
-                              .where(c.state == lifecycle.ENQUEUED).group_by(c.queue)).all()
+                              .where(c.state == lifecycle.ENQUEUED, *scope_clauses(c))
+                              .group_by(c.queue)).all()
     stats = {queue: (count, oldest) for queue, count, oldest in rows}
     now = ledger.utcnow()
     known = set(stats) | set(current_engine().settings.default_queues)
@@ -353,6 +378,8 @@ def recurring_overview() -> list[dict]:
     """Every recurring job with its schedule in words, next run, and last run's state."""
     from tasks.recurring import RecurringJob
 
+    if current_scope() is not None:  # recurring jobs are declared by the host's code
+        return []
     rows = list(db.session.scalars(select(RecurringJob).order_by(RecurringJob.id)))
     last_ids = [r.last_job_id for r in rows if r.last_job_id]
     states = dict(db.session.execute(select(Job.id, Job.state).where(Job.id.in_(last_ids))).all()) if last_ids else {}

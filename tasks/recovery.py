@@ -96,7 +96,7 @@ def reconcile(transport: Transport, grace: float, batch: int = 500) -> list[str]
     live_workers = {w["id"] for w in transport.workers()}
     c = jobs_table.c
     query = (select(c.id, c.task, c.queue, c.priority, c.args, c.kwargs, c.state, c.attempt, c.max_attempts,
-                    c.scheduled_for, c.worker)
+                    c.scheduled_for, c.worker, c.tenant)
              .where(c.state.in_(lifecycle.LIVE_STATES), c.state_changed_at < cutoff)
              .order_by(c.id).limit(batch))
     with write_transaction() as conn:

@@ -161,3 +161,17 @@ def log_line(message: str) -> None:
     import logging
 
     logging.getLogger("tests.jobs").warning(message)
+
+
+@job(name="tests.tenant_view", retries=0)
+def tenant_view(context: JobContext) -> dict:
+    """What a job sees of its tenant: its context, its log records, the jobs it may read and enqueues."""
+    import logging
+
+    from tasks import enqueue, queries
+
+    logger = logging.getLogger("tests.tenant")
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)
+    child = enqueue("demo.noop")
+    return {"tenant": context.tenant, "log_tenant": record.tenant, "log_job": record.job_id, "child": child,
+            "visible": sorted(job.id for job in queries.list_jobs(limit=100).jobs)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from werkzeug.routing import IntegerConverter
 
-from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY, OUTBOX, ROLES, USERS
+from app.permissions import HANGFIRE, HANGFIRE_READ_ONLY, OUTBOX, ROLES, TENANTS, USERS
 from tests.helpers.web import bearer, bearer_token, csrf_for, sign_in
 
 SIGN_IN_ONLY = frozenset()  # any signed-in, active user
@@ -58,6 +58,7 @@ ACCESS: dict[str, Access] = {
     "role.": Access(get=frozenset({ROLES})),
     "user.": Access(get=frozenset({USERS})),
     "outbox.": Access(get=frozenset({OUTBOX})),
+    "tenant.": Access(get=frozenset({TENANTS})),  # Configuration → Tenants (host users only)
     "hangfire.": DASHBOARD,
     "hangfire.enqueue": Access(get=frozenset({HANGFIRE})),  # the enqueue form is for those who may enqueue
     "hangfire_api.": Access(get=DASHBOARD_VIEW, post=frozenset({HANGFIRE}), csrf_exempt=True),

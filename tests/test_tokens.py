@@ -153,7 +153,8 @@ def test_me_with_bearer_token(client, alice):
     response = client.get("/api/me", headers=bearer(token))
     assert response.status_code == 200
     assert response.get_json() == {
-        "id": alice, "username": "alice", "email": "alice@example.com", "permissions": [HANGFIRE],
+        "id": alice, "username": "alice", "email": "alice@example.com", "tenant": None,
+        "permissions": [HANGFIRE],
     }
     assert "Set-Cookie" not in response.headers
     assert "Authorization" in response.headers.get("Vary", "")

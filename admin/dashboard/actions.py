@@ -18,7 +18,7 @@ from tasks import actions, commands, transport_error
 from tasks.actions import JobAction, RecurringAction
 from tasks.audit import record_audit
 from tasks.queries import JobFilter
-
+from tasks.tenancy import current_scope
 
 
 class ActionError(ValueError):
@@ -160,6 +160,8 @@ def set_queue_paused(name: str, paused: bool) -> str:
     name = (name or "").strip()
     if not name or len(name) > 64:
         raise ActionError("A queue name has 1 to 64 characters.")
+    if current_scope() is not None:
+        raise ActionError("Queues are shared by every tenant: only the host pauses and resumes them.")
     try:
         (commands.pause_queue if paused else commands.resume_queue)(name, by=acting_user())
     except Exception as exc:  # noqa: BLE001 - only the transport knows paused queues

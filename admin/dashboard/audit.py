@@ -38,12 +38,12 @@ FILTER_WORDS = {
     "enqueued_by": "enqueued by {}",
     "since": "changed since {}", "until": "changed before {}", "recurring_id": "runs of recurring job {}",
     "id_prefix": "id starting {}", "retrying": "waiting for a retry", "tasks": "tasks {}",
-    "states": "states {}",
+    "states": "states {}", "tenant": "tenant {}",
 }
 #: filter fields → the list page's query parameters
 FILTER_PARAMS = {"text": "q", "task": "task", "queue": "queue", "enqueued_by": "enqueued_by",
                  "since": "since",
-                 "until": "until", "recurring_id": "recurring", "id_prefix": "id"}
+                 "until": "until", "recurring_id": "recurring", "id_prefix": "id", "tenant": "tenant"}
 
 
 def filter_words(job_filter: dict) -> str:

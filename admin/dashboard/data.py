@@ -29,6 +29,7 @@ from tasks.actions import JobAction
 from tasks.ledger import Job, utcnow
 from tasks.queries import JobFilter
 from tasks.recurring import RecurringJob
+from tasks.tenancy import current_scope
 
 #: a list row previews this many characters of arguments (longer stored text is cut before decoding)
 PREVIEW = 120
@@ -75,7 +76,9 @@ def retry_count() -> tuple[int, bool]:
 
 
 def recurring_count() -> int:
-    """How many recurring jobs are registered."""
+    """How many recurring jobs are registered (as many as the recurring list shows)."""
+    if current_scope() is not None:
+        return len(queries.recurring_overview())
     return db.session.scalar(select(func.count()).select_from(RecurringJob)) or 0
 
 

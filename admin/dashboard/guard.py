@@ -13,6 +13,7 @@ from flask_admin import BaseView
 
 from admin.access import refuse
 from admin.authorization import Decision, current_decision, refuse_decision
+from tasks.tenancy import scope_to
 
 DEFAULT_PATH = "/hangfire"
 ENDPOINT = "hangfire"
@@ -72,6 +73,7 @@ class DashboardView(BaseView):
         decision = self.decision
         if not decision.allowed:
             return refuse_decision(decision, api=self.answers_json())
+        scope_to(decision.tenant)  # every job query of this request sees the user's tenant's jobs only
         if decision.read_only and self.changes_things(name):
             return refuse(True, api=self.answers_json())
         return None

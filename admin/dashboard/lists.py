@@ -28,10 +28,10 @@ TEXT_COUNT_MIN = 100
 ORDER_LABELS = {"changed": "newest first", "due": "soonest due first",
                 "run": "in the order workers take them (per queue: priority, then oldest)"}
 #: query parameters that narrow a list (the cursor and page size are not part of the filter)
-FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring", "id")
+FILTER_PARAMS = ("q", "task", "queue", "enqueued_by", "since", "until", "recurring", "id", "tenant")
 FILTER_LABELS = {"q": "text", "task": "task", "queue": "queue", "enqueued_by": "enqueued by",
                  "since": "since",
-                 "until": "before", "recurring": "recurring job", "id": "id starts"}
+                 "until": "before", "recurring": "recurring job", "id": "id starts", "tenant": "tenant"}
 
 
 def named(*names: str) -> tuple[JobAction, ...]:
@@ -187,7 +187,8 @@ def narrowing(args: Mapping[str, str], problems: list[str]) -> tuple[dict, dict[
     params = {name: args.get(name, "").strip() for name in FILTER_PARAMS}
     params = {name: value[:500] for name, value in params.items() if value}
     fields: dict = {"text": params.get("q"), "task": params.get("task"), "queue": params.get("queue"),
-                    "enqueued_by": params.get("enqueued_by"), "recurring_id": params.get("recurring")}
+                    "enqueued_by": params.get("enqueued_by"), "recurring_id": params.get("recurring"),
+                    "tenant": params.get("tenant")}
     tasks = expand_tasks(params.get("task", ""))
     if tasks:  # "reports.*": every task whose name starts "reports." (none known: the name matches nothing)
         fields.update(task=None, tasks=tasks)

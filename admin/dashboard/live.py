@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from flask import current_app, g
 
 from tasks import queries, transport_error
+from tasks.tenancy import current_scope
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def queue_rows() -> list[dict]:
     """
     state = live()
     rows = None
-    if state.available:
+    if state.available and current_scope() is None:  # a tenant sees queue lengths of its own jobs only
         try:
             rows = queries.queue_overview()
         except Exception as exc:  # noqa: BLE001 - fall back to the ledger, never a 500
@@ -100,6 +101,16 @@ def queue_rows() -> list[dict]:
     return rows
 
 
+#: what a tenant user may see of a worker: whether it is alive and what it reads, never where it runs
+TENANT_SAFE_WORKER_FIELDS = ("queues", "concurrency", "started", "last_beat", "alive")
+
+
 def server_rows() -> list[dict]:
-    """Registered workers, live ones first (empty when the transport can't tell)."""
-    return sorted(live().workers or [], key=lambda worker: not worker["alive"])
+    """Registered workers, live ones first (empty when the transport can't tell); in a tenant's scope
+    numbered instead of named, without host, process or jobs in flight (those are every tenant's)."""
+    rows = sorted(live().workers or [], key=lambda worker: not worker["alive"])
+    if current_scope() is None:
+        return rows
+    return [{"id": f"worker {number}", "host": None, "pid": None, "in_flight": None,
+             **{key: row.get(key) for key in TENANT_SAFE_WORKER_FIELDS}}
+            for number, row in enumerate(rows, 1)]

@@ -59,6 +59,7 @@ from tasks import queries
 from tasks.actions import RECURRING_ACTIONS
 from tasks.api import REGISTRY
 from tasks.ledger import Job
+from tasks.tenancy import current_scope
 
 DEFAULT_REFRESH_SECONDS = 3.0
 
@@ -106,6 +107,7 @@ class HangfireDashboardView(DashboardView):
         kwargs.setdefault("state_lists", STATE_LISTS)
         kwargs.setdefault("live", live())
         kwargs.setdefault("recurring_actions", RECURRING_ACTIONS)
+        kwargs.setdefault("tenant_scope", current_scope())  # a tenant user's pages show no tenant column
         return super().render(template, **kwargs)
 
     def fragment(self, template: str, **kwargs: Any) -> Response:

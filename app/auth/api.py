@@ -15,7 +15,7 @@ from app.openapi.registry import Response as Answer
 CREDENTIAL_FIELDS = ("username", "password")
 
 
-FIELD_MAX_LENGTH = {"username": 255, "password": 1024}
+FIELD_MAX_LENGTH = {"username": 255, "password": 1024, "tenant": 64}
 
 
 def credentials_problem(body) -> str | None:
@@ -32,6 +32,11 @@ def credentials_problem(body) -> str | None:
             return f"missing field: {field}"
         if len(value) > FIELD_MAX_LENGTH[field]:
             return f"{field} is longer than {FIELD_MAX_LENGTH[field]} characters"
+    tenant = body.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        return "tenant must be a string (or null for the host)"
+    if tenant and len(tenant) > FIELD_MAX_LENGTH["tenant"]:
+        return f"tenant is longer than {FIELD_MAX_LENGTH['tenant']} characters"
     return None
 
 
@@ -51,16 +56,17 @@ ME = obj(id={"type": "integer"}, username=STRING, email=STRING, permissions=arra
                 headers={"Retry-After": "seconds to wait"}),
 }, methods=["POST"], body=CREDENTIALS, security=PUBLIC, tags=("Authentication",))
 def token() -> Response:
-    """``{"username", "password"}`` → ``{"access_token", "token_type": "Bearer", "expires_in"}``.
+    """``{"username", "password", "tenant"}`` → ``{"access_token", "token_type": "Bearer", "expires_in"}``.
 
-    A body that isn't JSON answers 400 ``invalid JSON`` (see app.inputs).
+    ``tenant`` is optional (absent, null or blank: the host). A body that isn't JSON answers
+    400 ``invalid JSON`` (see app.inputs).
     """
     body = request.get_json(force=True)
     problem = credentials_problem(body)
     if problem:
         return json_error(400, problem)
     try:
-        user = authenticate(body["username"], body["password"], request.remote_addr)
+        user = authenticate(body["username"], body["password"], request.remote_addr, body.get("tenant"))
     except SignInThrottled as refused:
         return json_error(429, refused.message, retry_after_headers(refused.retry_after_seconds))
     except SignInRefused as refused:
@@ -75,10 +81,11 @@ def token() -> Response:
 @login_required
 @documented("Who the token (or session) belongs to", {200: ME}, tags=("Authentication",))
 def me() -> Response:
-    """The signed-in user (by bearer token or session): id, username, email, permissions."""
+    """The signed-in user (by bearer token or session): id, username, email, tenant, permissions."""
     return jsonify(
         id=current_user.id,
         username=current_user.username,
         email=current_user.email,
+        tenant=current_user.tenant_name,
         permissions=sorted(current_user.permission_names),
     )

@@ -9,7 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.auth.throttle import SignInThrottle
 from app.extensions import db
-from app.models import User, utcnow
+from app.models import Tenant, User, utcnow
 
 INVALID_CREDENTIALS = "Invalid username or password"
 
@@ -59,15 +59,25 @@ def password_matches(user: User | None, password: str) -> bool:
     return user.check_password(password)
 
 
-def authenticate(login: str, password: str, address: str | None) -> User:
-    """The active user that ``login`` and ``password`` name, signed in now.
+def account_name(login: str, user: User | None, tenant_name: str | None) -> str:
+    """The name the throttle counts an account's failures under: ``tenant/username`` in a tenant."""
+    name = user.username if user else login
+    return f"{tenant_name.strip().lower()}/{name}" if tenant_name else name
+
+
+def authenticate(login: str, password: str, address: str | None, tenant_name: str | None = None) -> User:
+    """The active user of tenant ``tenant_name`` (blank: the host) that ``login`` and ``password`` name,
+    signed in now.
 
     Raises ``SignInThrottled`` while the account or ``address`` is locked (whatever the
-    password), else ``InvalidCredentials`` on any mismatch, which counts as a failure.
+    password), else ``InvalidCredentials`` on any mismatch, which counts as a failure: an
+    unknown or deactivated tenant is a mismatch like any other (indistinguishable).
     Success clears the account's failures and records ``last_login_at``.
     """
-    user = User.by_login(login)
-    throttle = SignInThrottle(user.username if user else login, address)
+    tenant_name = (tenant_name or "").strip() or None
+    tenant = Tenant.by_name(tenant_name) if tenant_name else None
+    user = None if tenant_name and tenant is None else User.by_login(login, tenant)
+    throttle = SignInThrottle(account_name(login, user, tenant_name), address)
     wait = throttle.retry_after()
     if wait is not None:
         raise SignInThrottled(wait)

@@ -52,16 +52,20 @@ class TokenClaims:
 
     user_id: int
     stamp: str
+    tenant: str | None = None
 
     def matches(self, user: User) -> bool:
-        """True while ``user``'s sessions haven't been ended since the token was issued."""
-        return hmac.compare_digest(self.stamp.encode(), (user.session_stamp or "").encode())
+        """True while ``user``'s sessions haven't been ended since the token was issued, and the
+        token names the user's tenant."""
+        return (hmac.compare_digest(self.stamp.encode(), (user.session_stamp or "").encode())
+                and self.tenant == user.tenant_name)
 
 
 def issue_token(user: User) -> tuple[str, int]:
     """A signed access token for ``user`` and its lifetime in seconds (``JWT_EXPIRES``).
 
-    The token carries the user's session stamp (``sst``): ending the user's sessions
+    The token carries the user's tenant (``tnt``, null for the host) and session stamp (``sst``):
+    ending the user's sessions
     (password change, deactivation, "Sign out everywhere") changes the stamp and so
     ends the token too.
     """
@@ -73,6 +77,7 @@ def issue_token(user: User) -> tuple[str, int]:
         "exp": issued_at + lifetime,
         "type": TOKEN_TYPE,
         "sst": user.session_stamp,
+        "tnt": user.tenant_name,  # the tenant the token acts in (null: the host)
     }
     return jwt.encode(claims, current_signing_key(), algorithm=ALGORITHM), int(lifetime.total_seconds())
 
@@ -95,10 +100,12 @@ def decode_token(token: str) -> TokenClaims:
         raise ExpiredToken() from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError() from exc
-    if claims.get("type") != TOKEN_TYPE or not isinstance(claims["sst"], str):
+    tenant = claims.get("tnt")
+    if claims.get("type") != TOKEN_TYPE or not isinstance(claims["sst"], str) \
+            or not isinstance(tenant, (str, type(None))):
         raise TokenError()
     try:
-        return TokenClaims(user_id=int(claims["sub"]), stamp=claims["sst"])
+        return TokenClaims(user_id=int(claims["sub"]), stamp=claims["sst"], tenant=tenant)
     except ValueError as exc:
         raise TokenError() from exc
 

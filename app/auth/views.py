@@ -1,7 +1,7 @@
 """Sign-in and sign-out pages."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug import Response
 
@@ -10,8 +10,13 @@ from app.auth.credentials import SignInRefused, SignInThrottled, authenticate
 from app.auth.forms import LoginForm
 from app.auth.responses import retry_after_headers
 from app.auth.signins import end_session, start_session
+from app.auth.tokens import bearer_token
 from app.extensions import db
 from app.web import safe_next_url
+
+#: the browser remembers the tenant it last signed in to (a convenience, not a credential)
+TENANT_COOKIE = "tenant"
+TENANT_COOKIE_DAYS = 365
 
 
 def next_url() -> str:
@@ -30,10 +35,12 @@ def login():
     if request.method == "GET" and current_user.is_authenticated:
         return redirect(next_url())
     form = LoginForm()
+    if request.method == "GET" and not form.tenant.data:
+        form.tenant.data = request.cookies.get(TENANT_COOKIE, "")[:64]
     if not form.validate_on_submit():
         return render_login(form)
     try:
-        user = authenticate(form.username.data, form.password.data, request.remote_addr)
+        user = authenticate(form.username.data, form.password.data, request.remote_addr, form.tenant.data)
     except SignInThrottled as refused:
         return render_login(form, refused.message, 429, retry_after_headers(refused.retry_after_seconds))
     except SignInRefused as refused:
@@ -42,7 +49,23 @@ def login():
     start_session(user, remember=form.remember.data)
     db.session.commit()
     login_user(user, remember=form.remember.data)
-    return redirect(next_url())
+    session["tenant"] = user.tenant_name
+    return remember_tenant(redirect(next_url()), user.tenant_name)
+
+
+def remember_tenant(response: Response, tenant: str | None) -> Response:
+    """Keep the tenant signed in to for this browser's next visit to the sign-in page (forget the host).
+
+    Bearer requests set no cookie at all (their sessions aren't saved either).
+    """
+    if bearer_token(request) is not None:
+        return response
+    if tenant:
+        response.set_cookie(TENANT_COOKIE, tenant, max_age=TENANT_COOKIE_DAYS * 86400, httponly=True,
+                            samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    elif TENANT_COOKIE in request.cookies:
+        response.delete_cookie(TENANT_COOKIE)
+    return response
 
 
 @bp.route("/logout", methods=["POST"])

@@ -12,10 +12,13 @@ import os
 import smtplib
 
 from flask import current_app
+from sqlalchemy import func, select
 
+from app.extensions import db
 from app.mail.attachments import AttachmentError, resolve
 from app.mail.message import check_key, compose
 from app.mail.transport import transport_for
+from app.models import Tenant, User
 from tasks import JobContext, PermanentError, job, once
 
 
@@ -36,6 +39,7 @@ def send_email(message_key: str, to: list[str], subject: str, body: str,
     ``attachments`` name what to attach (``{"report": 7}``), checked against every recipient.
     """
     check_key(message_key)
+    check_recipients(list(to), context.tenant if context is not None else None)
     config = current_app.config
     try:
         files = [resolve(spec, list(to)) for spec in attachments or []]
@@ -58,6 +62,23 @@ def send_email(message_key: str, to: list[str], subject: str, body: str,
         return {**outcome, "message_id": message["Message-ID"]}
 
     return once(f"email:{message_key}", deliver)
+
+
+def check_recipients(to: list, tenant: str | None) -> None:
+    """A tenant's email goes only to that tenant's active users: ``MessageRefused`` (permanent) naming
+    any other address. The host's email may go anywhere."""
+    if tenant is None:
+        return
+    addresses = [address.strip().lower() for address in to if isinstance(address, str)]
+    known = set(db.session.scalars(
+        select(func.lower(User.email)).join(Tenant, User.tenant_id == Tenant.id)
+        .where(Tenant.name == tenant, Tenant.active.is_(True), User.active.is_(True),
+               func.lower(User.email).in_(addresses))))
+    strangers = [address for address in to
+                 if not isinstance(address, str) or address.strip().lower() not in known]
+    if strangers:
+        raise MessageRefused(f"tenant {tenant}'s email goes only to its own users, not to "
+                             f"{', '.join(map(str, strangers))}")
 
 
 def permanent_refusal(exc: smtplib.SMTPException) -> bool:

@@ -21,10 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Role, User
+from app.models import Role, Tenant, User
 from app.permissions import REPORTS_ACCESS_REVIEW
 from tasks import lifecycle
 from tasks.ledger import Job
+from tasks.tenancy import current_scope, scope_clauses
 
 MAX_DAYS = 366
 USERS_PER_CHUNK = 25
@@ -94,7 +95,7 @@ def activity_rows(params: dict, day: str) -> list[tuple]:
     start = datetime.combine(parse_day(day), datetime.min.time())
     c = Job.__table__.c
     query = (select(c.task, c.state, c.attempt, c.started_at, c.finished_at)
-             .where(c.created_at >= start, c.created_at < start + timedelta(days=1)))
+             .where(c.created_at >= start, c.created_at < start + timedelta(days=1), *scope_clauses(c)))
     tasks: dict[str, TaskDay] = defaultdict(TaskDay)
     rows = db.session.execute(query.execution_options(yield_per=2000))
     for task, state, attempt, started, finished in rows:
@@ -123,6 +124,8 @@ JOB_ACTIVITY = ReportKind(
 def user_id_chunks(params: dict) -> list[list[int]]:
     """User ids in id order, ``USERS_PER_CHUNK`` per chunk (inactive users only when asked)."""
     query = select(User.id).order_by(User.id)
+    if current_scope() is not None:  # a report built for a tenant lists that tenant's users only
+        query = query.join(Tenant, User.tenant_id == Tenant.id).where(Tenant.name == current_scope())
     if not params.get("include_inactive"):
         query = query.where(User.active.is_(True))
     ids = list(db.session.scalars(query))

@@ -46,9 +46,10 @@ def attachments(report: Report) -> list[dict]:
 
 
 def may_receive(address: str, report: Report) -> bool:
-    """True when the active user with email ``address`` owns the report or sees everyone's."""
+    """True when the active user with email ``address`` owns the report or sees everyone's (of the
+    owner's tenant)."""
     user = db.session.scalar(select(User).where(func.lower(User.email) == address.strip().lower()))
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or user.tenant_id != report.user.tenant_id:
         return False
     return user.id == report.user_id or user.has_permission(REPORTS_ALL)
 

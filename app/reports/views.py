@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.extensions import db
+from app.models import User
 from app.openapi.registry import documented, error
 from app.permissions import REPORTS_ALL
 from app.reports import storage
@@ -43,18 +44,23 @@ def sees_all() -> bool:
 
 
 def visible_report(report_id: int) -> Report:
-    """The report, if the signed-in user owns it or sees all; 404 otherwise."""
+    """The report, if the signed-in user owns it or sees all (a tenant's user: of their tenant); 404
+    otherwise."""
     report = db.session.get(Report, report_id)
-    if report is None or (report.user_id != current_user.id and not sees_all()):
+    in_reach = current_user.tenant_id is None or (report is not None
+                                                  and report.user.tenant_id == current_user.tenant_id)
+    if report is None or (report.user_id != current_user.id and not (sees_all() and in_reach)):
         abort(404)
     return report
 
 
 def history(everyone: bool) -> list[Report]:
-    """The newest reports of the signed-in user (or of everyone)."""
+    """The newest reports of the signed-in user (or of everyone: a tenant's user sees their tenant's)."""
     query = select(Report).order_by(Report.created_at.desc(), Report.id.desc()).limit(HISTORY_LIMIT)
     if not everyone:
         query = query.where(Report.user_id == current_user.id)
+    elif current_user.tenant_id is not None:
+        query = query.join(User, Report.user_id == User.id).where(User.tenant_id == current_user.tenant_id)
     return list(db.session.scalars(query))
 
 

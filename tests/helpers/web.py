@@ -48,11 +48,13 @@ def post_login(client, username: str, password: str = PASSWORD, *, next_url: str
     return client.post("/login", data=data, query_string=query, environ_overrides=environ)
 
 
-def sign_in(app, username: str, password: str = PASSWORD, environ_base: dict | None = None):
-    """A new test client (optionally with ``environ_base``, e.g. its address) signed in via /login."""
+def sign_in(app, username: str, password: str = PASSWORD, environ_base: dict | None = None,
+            tenant: str | None = None):
+    """A new test client (optionally with ``environ_base``, e.g. its address) signed in via /login
+    (to ``tenant`` when given)."""
     client = app.test_client()
     client.environ_base.update(environ_base or {})
-    post_login(client, username, password)
+    post_login(client, username, password, tenant=tenant)
     return client
 
 
@@ -72,9 +74,12 @@ def submit(client, path: str, data: dict, **kwargs):
     return client.post(path, data={**data, "csrf_token": token}, **kwargs)
 
 
-def bearer_token(client, username: str, password: str = PASSWORD) -> str:
-    """An access token from ``POST /api/token``."""
-    response = client.post("/api/token", json={"username": username, "password": password})
+def bearer_token(client, username: str, password: str = PASSWORD, tenant: str | None = None) -> str:
+    """An access token from ``POST /api/token`` (for a user of ``tenant`` when given)."""
+    body = {"username": username, "password": password}
+    if tenant is not None:
+        body["tenant"] = tenant
+    response = client.post("/api/token", json=body)
     assert response.status_code == 200, response.get_data(True)
     return response.get_json()["access_token"]
 
