@@ -5,7 +5,7 @@ A JSON line holds ``time`` (UTC, ISO 8601), ``level``, ``logger`` and ``message`
 process was doing when it logged:
 
 * while a job runs (:func:`job_scope`, entered by the worker's processor): ``job_id``, ``task``,
-  ``queue`` and ``attempt``;
+  ``queue`` and ``attempt``, and ``tenant`` for a tenant's job;
 * while a web request is served: ``request_id`` — the caller's ``X-Request-ID`` when it is sane
   (1–128 letters, digits and ``-_.:``), else a new one; the response echoes it.
 
@@ -51,9 +51,10 @@ def log_scope(**fields) -> Iterator[None]:
         _context.reset(token)
 
 
-def job_scope(job_id: str, task: str, queue: str, attempt: int):
-    """The log context of one run of a job."""
-    return log_scope(job_id=job_id, task=task, queue=queue, attempt=attempt)
+def job_scope(job_id: str, task: str, queue: str, attempt: int, tenant: str | None = None):
+    """The log context of one run of a job (``tenant`` only for a tenant's job)."""
+    owner = {"tenant": tenant} if tenant is not None else {}
+    return log_scope(job_id=job_id, task=task, queue=queue, attempt=attempt, **owner)
 
 
 class JsonFormatter(logging.Formatter):

@@ -67,7 +67,7 @@ class Processor:
         is on, in its span; a failed attempt is logged with its traceback (for log-based error
         trackers) and recorded on the span."""
         delivery = job.delivery
-        with job_scope(delivery.id, delivery.task, delivery.queue, job.attempt), \
+        with job_scope(delivery.id, delivery.task, delivery.queue, job.attempt, delivery.tenant), \
                 tracing.run_span(delivery.id, delivery.task, delivery.queue, job.attempt,
                                  delivery.traceparent) as span:
             kind, value = self.call(job)
@@ -107,29 +107,6 @@ class Processor:
         if not (seconds and self.interrupts and threading.current_thread() is threading.main_thread()):
             return contextlib.nullcontext()
         return _alarm(seconds)
-
-
-def install_log_context() -> None:
-    """Give every log record made while a job runs its context: ``job_id``, ``job_task`` and ``tenant``
-    (None outside a job, and ``tenant`` None for the host's jobs), for formats such as
-    ``%(tenant)s`` or a JSON formatter. Installed once per process."""
-    previous = logging.getLogRecordFactory()
-    if getattr(previous, "adds_job_context", False):
-        return
-
-    def record_with_job(*args, **kwargs) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        running = api._current.get()
-        record.job_id = running.job_id if running else None
-        record.job_task = running.task if running else None
-        record.tenant = running.tenant if running else None
-        return record
-
-    record_with_job.adds_job_context = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(record_with_job)
-
-
-install_log_context()
 
 
 @contextlib.contextmanager

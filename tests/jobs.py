@@ -165,13 +165,11 @@ def log_line(message: str) -> None:
 
 @job(name="tests.tenant_view", retries=0)
 def tenant_view(context: JobContext) -> dict:
-    """What a job sees of its tenant: its context, its log records, the jobs it may read and enqueues."""
-    import logging
-
+    """What a job sees of its tenant: its context, its log context, the jobs it may read and enqueues."""
+    from app.logs import current_context
     from tasks import enqueue, queries
 
-    logger = logging.getLogger("tests.tenant")
-    record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)
+    logged = current_context()
     child = enqueue("demo.noop")
-    return {"tenant": context.tenant, "log_tenant": record.tenant, "log_job": record.job_id, "child": child,
-            "visible": sorted(job.id for job in queries.list_jobs(limit=100).jobs)}
+    return {"tenant": context.tenant, "log_tenant": logged.get("tenant"), "log_job": logged.get("job_id"),
+            "child": child, "visible": sorted(job.id for job in queries.list_jobs(limit=100).jobs)}

@@ -22,12 +22,16 @@ HOST_KEY = sa.text("coalesce(tenant_id, 0)")
 
 
 def drop_unique(table: str, column: str) -> None:
-    """Drop the unnamed unique constraint on ``table.column`` (named by PostgreSQL, by NAMING on SQLite)."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_constraint(f"{table}_{column}_key", table, type_="unique")
+    """Drop the unique constraint on ``table.column``: by its reflected name (a downgrade names it), else by
+    PostgreSQL's default name or, on SQLite, the name NAMING gives an unnamed one."""
+    bind = op.get_bind()
+    found = next((unique["name"] for unique in sa.inspect(bind).get_unique_constraints(table)
+                  if unique["column_names"] == [column] and unique["name"]), None)
+    if bind.dialect.name == "postgresql":
+        op.drop_constraint(found or f"{table}_{column}_key", table, type_="unique")
         return
     with op.batch_alter_table(table, naming_convention=NAMING, recreate="always") as batch:
-        batch.drop_constraint(f"uq_{table}_{column}", type_="unique")
+        batch.drop_constraint(found or f"uq_{table}_{column}", type_="unique")
 
 
 def upgrade():
