@@ -1,9 +1,14 @@
 """JSON on the wire: job messages and argument validation.
 
-Nothing crosses a process as pickle. A message is a small JSON object::
+Nothing crosses a process as pickle. A message is a Huey ``Message`` serialized as JSON by the
+engine's Huey serializer (``tasks.transport.serializer``), with the engine's envelope beside
+Huey's fields; Huey's ``retries`` is the attempts left after this one::
 
-    {"v": 1, "id": "...", "task": "demo.sleep", "queue": "default", "priority": 0,
-     "args": [...], "kwargs": {...}, "attempt": 1, "max_attempts": 10, "eta": null}
+    {"v": 2, "id": "...", "name": "demo.sleep", "eta": null, "retries": 9, "priority": 0,
+     "args": [...], "kwargs": {...}, ..., "queue": "default", "attempt": 1, "created": 1764...}
+
+Messages in the engine's earlier format (``"v": 1``) are still read, so a deploy doesn't strand
+what a transport holds; anything else is a ``PoisonMessage`` the worker records as Failed.
 """
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks.transport import serializer
 
-VERSION = 1
+LEGACY_VERSION = 1  # the engine's own format before messages were Huey's
 
 
 class ArgumentError(TypeError):
@@ -111,23 +117,15 @@ class Delivery:
     created: float | None = None  # epoch seconds when (re)queued, for latency
 
     def encode(self) -> bytes:
-        """The wire form of this message."""
-        return dumps({"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
-                      "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
-                      "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
-                      "created": self.created})
+        """The wire form of this message: a Huey ``Message`` as JSON, with the engine's envelope."""
+        message = serializer.Message(self.id, self.task, serializer.eta_datetime(self.eta),
+                                     max(0, self.max_attempts - self.attempt), 0, self.priority,
+                                     self.args, self.kwargs)
+        return serializer.pack(message, queue=self.queue, attempt=self.attempt, created=self.created)
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
         """The same job, one attempt later, due at ``eta``."""
         return Delivery(**{**asdict(self), "attempt": self.attempt + 1, "eta": eta, "created": time.time()})
-
-
-_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON bytes."""
-    return _WIRE.encode(value).encode()
 
 
 def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
@@ -139,16 +137,34 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
     if not isinstance(body, dict):
         raise PoisonMessage("undecodable message: not a JSON object", job_id, raw)
     job_id = body.get("id") if isinstance(body.get("id"), str) else job_id
-    if body.get("v") != VERSION:
-        raise PoisonMessage(f"unsupported message version {body.get('v')!r}", job_id, raw)
-    try:
-        delivery = Delivery(**{k: v for k, v in body.items() if k != "v"})
-    except TypeError as exc:
-        raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
+    if body.get("v") == LEGACY_VERSION:
+        delivery = legacy_delivery(body, job_id, raw)
+    else:
+        delivery = huey_delivery(body, job_id, raw)
     if not (isinstance(delivery.task, str) and isinstance(delivery.args, list)
             and isinstance(delivery.kwargs, dict) and isinstance(delivery.attempt, int)):
         raise PoisonMessage("malformed message: wrong field types", job_id, raw)
     return delivery
+
+
+def huey_delivery(body: dict, job_id: str | None, raw: bytes | str) -> Delivery:
+    """The delivery a Huey message (wire version 2, parsed as ``body``) carries; ``PoisonMessage`` if none."""
+    try:
+        message, envelope = serializer.unpack_body(body)
+        attempt = envelope["attempt"] if envelope["attempt"] is not None else 1
+        return Delivery(message.id, message.name, envelope["queue"] or "default", message.priority or 0,
+                        list(message.args), message.kwargs, attempt, attempt + (message.retries or 0),
+                        serializer.eta_epoch(message.eta), envelope["created"])
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
+
+
+def legacy_delivery(body: dict, job_id: str | None, raw: bytes | str) -> Delivery:
+    """The delivery in a message of the engine's earlier format (``"v": 1``)."""
+    try:
+        return Delivery(**{k: v for k, v in body.items() if k != "v"})
+    except TypeError as exc:
+        raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
 
 
 def delivery_from_row(row, attempt: int, eta: float | None) -> Delivery:
