@@ -118,10 +118,9 @@ class Delivery:
 
     def encode(self) -> bytes:
         """The wire form of this message: a Huey ``Message`` as JSON, with the engine's envelope."""
-        message = serializer.Message(self.id, self.task, serializer.eta_datetime(self.eta),
-                                     max(0, self.max_attempts - self.attempt), 0, self.priority,
-                                     self.args, self.kwargs)
-        return serializer.pack(message, queue=self.queue, attempt=self.attempt, created=self.created)
+        return serializer.pack_job(self.id, self.task, serializer.eta_datetime(self.eta),
+                                   max(0, self.max_attempts - self.attempt), self.priority, self.args,
+                                   self.kwargs, queue=self.queue, attempt=self.attempt, created=self.created)
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
         """The same job, one attempt later, due at ``eta``."""
