@@ -148,6 +148,9 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
 
 def huey_delivery(body: dict, job_id: str | None, raw: bytes | str) -> Delivery:
     """The delivery a Huey message (wire version 2, parsed as ``body``) carries; ``PoisonMessage`` if none."""
+    if not (isinstance(body.get("args", []), list) and isinstance(body.get("kwargs", {}), dict)
+            and isinstance(body.get("retries") or 0, int) and isinstance(body.get("attempt") or 1, int)):
+        raise PoisonMessage("malformed message: wrong field types", job_id, raw)
     try:
         message, envelope = serializer.unpack_body(body)
         attempt = envelope["attempt"] if envelope["attempt"] is not None else 1

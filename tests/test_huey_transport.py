@@ -13,6 +13,7 @@ from huey.serializer import Serializer
 from huey.storage import RedisStorage, SqliteStorage
 
 from tasks import api
+from tasks.codec import Delivery, PoisonMessage, decode
 from tasks.demo import noop, sleep
 from tasks.transport import Outgoing
 from tests.helpers.ledger import insert_raw, job_state, load_job, transport_of
@@ -92,6 +93,15 @@ def test_messages_from_before_the_huey_format_run_or_fail_with_a_reason(app, sta
         after = noop.enqueue()
     wait_state(app, after, "Succeeded")
     assert worker.alive()
+
+
+def test_a_huey_message_with_fields_of_the_wrong_type_is_poison():
+    good = json.loads(Delivery("j1", "demo.sleep", args=[1]).encode())
+    assert decode(json.dumps(good)).args == [1]
+    for field, value in (("args", "abc"), ("kwargs", [1]), ("retries", "9"), ("attempt", 1.5),
+                         ("eta", {"$datetime": "not a time"}), ("name", None)):
+        with pytest.raises(PoisonMessage, match="malformed message"):
+            decode(json.dumps({**good, field: value}), "j1")
 
 
 def test_huey_enqueue_and_schedule_reach_the_engines_queues(app):
