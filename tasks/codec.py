@@ -118,9 +118,9 @@ class Delivery:
 
     def encode(self) -> bytes:
         """The wire form of this message: a Huey ``Message`` as JSON, with the engine's envelope."""
-        return serializer.pack_job(self.id, self.task, serializer.eta_datetime(self.eta),
-                                   max(0, self.max_attempts - self.attempt), self.priority, self.args,
-                                   self.kwargs, queue=self.queue, attempt=self.attempt, created=self.created)
+        retries = self.max_attempts - self.attempt
+        return serializer.pack_job(self.id, self.task, self.eta, retries if retries > 0 else 0, self.priority,
+                                   self.args, self.kwargs, self.queue, self.attempt, self.created)
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
         """The same job, one attempt later, due at ``eta``."""
@@ -151,13 +151,15 @@ def huey_delivery(body: dict, job_id: str | None, raw: bytes | str) -> Delivery:
     if not (isinstance(body.get("args", []), list) and isinstance(body.get("kwargs", {}), dict)
             and isinstance(body.get("retries") or 0, int) and isinstance(body.get("attempt") or 1, int)):
         raise PoisonMessage("malformed message: wrong field types", job_id, raw)
-    try:
-        message, envelope = serializer.unpack_body(body)
-        attempt = envelope["attempt"] if envelope["attempt"] is not None else 1
-        return Delivery(message.id, message.name, envelope["queue"] or "default", message.priority or 0,
-                        list(message.args), message.kwargs, attempt, attempt + (message.retries or 0),
-                        serializer.eta_epoch(message.eta), envelope["created"])
-    except (ValueError, TypeError, AttributeError) as exc:
+    try:  # read the fields straight from the JSON: every fetched job goes through here
+        attempt = body.get("attempt") or 1
+        eta = body.get("eta")
+        return Delivery(body["id"], body["name"], body.get("queue") or "default", body.get("priority") or 0,
+                        body.get("args", []), body.get("kwargs", {}), attempt,
+                        attempt + (body.get("retries") or 0),
+                        None if eta is None else serializer.eta_epoch(serializer.untag(eta)),
+                        body.get("created"))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
 
 

@@ -114,7 +114,10 @@ def test_huey_enqueue_and_schedule_reach_the_engines_queues(app):
     assert transport_of(app).queue_lengths() == {"default": 1}
     engine.huey.flush()
     assert transport_of(app).holds([job_id]) == set()
-    engine.huey.storage.add_to_schedule(raw, datetime.now(timezone.utc).replace(tzinfo=None))
+    soon = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=5)
+    engine.huey.storage.add_to_schedule(raw, soon)
     assert engine.huey.scheduled_count() == 1
-    assert engine.huey.storage.read_schedule(datetime.now(timezone.utc).replace(tzinfo=None)) == []
+    assert engine.huey.storage.read_schedule(soon - timedelta(minutes=1)) == []
+    assert engine.huey.scheduled_count() == 1 and transport_of(app).queue_lengths() == {}
+    assert engine.huey.storage.read_schedule(soon) == []  # moved in one step: nothing to re-enqueue
     assert transport_of(app).queue_lengths() == {"default": 1} and engine.huey.scheduled_count() == 0
