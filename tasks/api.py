@@ -105,6 +105,12 @@ def call_shape_error(func: Callable, positional: int, keywords: tuple[str, ...])
 
 
 REGISTRY: dict[str, JobDefinition] = {}
+_DECLARATIONS = [0]  # how many times a job was declared: engines re-sync their Huey registry when it moves
+
+
+def declarations() -> int:
+    """How many job declarations have happened in this process (a change means the registry changed)."""
+    return _DECLARATIONS[0]
 
 
 def definition(name_or_fn: str | Callable | "JobFunction") -> JobDefinition:
@@ -191,6 +197,7 @@ def job(func: Callable | None = None, *, name: str | None = None, queue: str = D
             unique=unique, unique_window=float(unique_window), mutex=mutex, internal=bool(internal),
         )
         REGISTRY[job_name] = definition
+        _DECLARATIONS[0] += 1
         return JobFunction(definition)
 
     return register(func) if func is not None else register

@@ -1,13 +1,18 @@
 """JSON on the wire: job messages and argument validation.
 
-Nothing crosses a process as pickle. A message is a small JSON object::
+Nothing crosses a process as pickle. A message is a Huey ``Message`` serialized as JSON by the
+engine's Huey serializer (``tasks.transport.serializer``), with the engine's envelope beside
+Huey's fields; Huey's ``retries`` is the attempts left after this one::
 
-    {"v": 1, "id": "...", "task": "demo.sleep", "queue": "default", "priority": 0,
-     "args": [...], "kwargs": {...}, "attempt": 1, "max_attempts": 10, "eta": null,
-     "traceparent": "00-<trace id>-<span id>-01"}
+    {"v": 2, "id": "...", "name": "demo.sleep", "eta": null, "retries": 9, "priority": 0,
+     "args": [...], "kwargs": {...}, ..., "queue": "default", "attempt": 1, "created": 1764...,
+     "traceparent": "00-<trace id>-<span id>-01", "tenant": "acme"}
 
-``traceparent`` (W3C trace context of the enqueue, see :mod:`tasks.tracing`) is optional: it is
-only written while tracing is on, and a message without it (or with a malformed one) is still valid.
+``traceparent`` (W3C trace context of the enqueue, see :mod:`tasks.tracing`) and ``tenant`` (the
+tenant the job runs for) are optional: written only when set; a malformed ``traceparent`` is ignored.
+
+Messages in the engine's earlier format (``"v": 1``) are still read, so a deploy doesn't strand
+what a transport holds; anything else is a ``PoisonMessage`` the worker records as Failed.
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks.transport import serializer
 
-VERSION = 1
+LEGACY_VERSION = 1  # the engine's own format before messages were Huey's
 TRACEPARENT_MAX = 512
 
 
@@ -118,28 +124,15 @@ class Delivery:
     tenant: str | None = None  # the tenant the job runs for (None: the host)
 
     def encode(self) -> bytes:
-        """The wire form of this message (``traceparent`` and ``tenant`` only when there is one)."""
-        body = {"v": VERSION, "id": self.id, "task": self.task, "queue": self.queue,
-                "priority": self.priority, "args": self.args, "kwargs": self.kwargs,
-                "attempt": self.attempt, "max_attempts": self.max_attempts, "eta": self.eta,
-                "created": self.created}
-        if self.traceparent:
-            body["traceparent"] = self.traceparent
-        if self.tenant is not None:
-            body["tenant"] = self.tenant
-        return dumps(body)
+        """The wire form of this message: a Huey ``Message`` as JSON, with the engine's envelope."""
+        retries = self.max_attempts - self.attempt
+        return serializer.pack_job(self.id, self.task, self.eta, retries if retries > 0 else 0, self.priority,
+                                   self.args, self.kwargs, self.queue, self.attempt, self.created,
+                                   traceparent=self.traceparent or None, tenant=self.tenant)
 
     def next_attempt(self, eta: float | None = None) -> "Delivery":
         """The same job, one attempt later, due at ``eta``."""
         return Delivery(**{**asdict(self), "attempt": self.attempt + 1, "eta": eta, "created": time.time()})
-
-
-_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON bytes."""
-    return _WIRE.encode(value).encode()
 
 
 def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
@@ -151,12 +144,10 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
     if not isinstance(body, dict):
         raise PoisonMessage("undecodable message: not a JSON object", job_id, raw)
     job_id = body.get("id") if isinstance(body.get("id"), str) else job_id
-    if body.get("v") != VERSION:
-        raise PoisonMessage(f"unsupported message version {body.get('v')!r}", job_id, raw)
-    try:
-        delivery = Delivery(**{k: v for k, v in body.items() if k != "v"})
-    except TypeError as exc:
-        raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
+    if body.get("v") == LEGACY_VERSION:
+        delivery = legacy_delivery(body, job_id, raw)
+    else:
+        delivery = huey_delivery(body, job_id, raw)
     if not (isinstance(delivery.task, str) and isinstance(delivery.args, list)
             and isinstance(delivery.kwargs, dict) and isinstance(delivery.attempt, int)
             and isinstance(delivery.tenant, (str, type(None)))):
@@ -164,6 +155,31 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Delivery:
     if not (isinstance(delivery.traceparent, str) and len(delivery.traceparent) <= TRACEPARENT_MAX):
         delivery.traceparent = None  # tracing context is a hint: a bad one never fails the job
     return delivery
+
+
+def huey_delivery(body: dict, job_id: str | None, raw: bytes | str) -> Delivery:
+    """The delivery a Huey message (wire version 2, parsed as ``body``) carries; ``PoisonMessage`` if none."""
+    if not (isinstance(body.get("args", []), list) and isinstance(body.get("kwargs", {}), dict)
+            and isinstance(body.get("retries") or 0, int) and isinstance(body.get("attempt") or 1, int)):
+        raise PoisonMessage("malformed message: wrong field types", job_id, raw)
+    try:  # read the fields straight from the JSON: every fetched job goes through here
+        attempt = body.get("attempt") or 1
+        eta = body.get("eta")
+        return Delivery(body["id"], body["name"], body.get("queue") or "default", body.get("priority") or 0,
+                        body.get("args", []), body.get("kwargs", {}), attempt,
+                        attempt + (body.get("retries") or 0),
+                        None if eta is None else serializer.eta_epoch(serializer.untag(eta)),
+                        body.get("created"), body.get("traceparent"), body.get("tenant"))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
+
+
+def legacy_delivery(body: dict, job_id: str | None, raw: bytes | str) -> Delivery:
+    """The delivery in a message of the engine's earlier format (``"v": 1``)."""
+    try:
+        return Delivery(**{k: v for k, v in body.items() if k != "v"})
+    except TypeError as exc:
+        raise PoisonMessage(f"malformed message: {exc}", job_id, raw) from None
 
 
 def delivery_from_row(row, attempt: int, eta: float | None) -> Delivery:

@@ -24,7 +24,7 @@ from tasks import continuations, ledger, lifecycle, tracing, unique
 from tasks.api import JobDefinition
 from tasks.codec import Delivery, check_arguments, encode_arguments
 from tasks.ledger import NewJob
-from tasks.transport import Outgoing, Transport, open_transport, transport_url
+from tasks.transport import Outgoing, Transport, open_huey, transport_url
 
 PENDING_KEY = "jobs_pending_dispatch"
 WROTE_KEY = "jobs_session_wrote"
@@ -81,8 +81,22 @@ class JobEngine:
     def __init__(self, app: Flask):
         self.app = app
         self.settings = Settings.from_config(app.config)
-        self.transport: Transport = open_transport(transport_url(app.config, app.instance_path))
+        self._huey = open_huey(transport_url(app.config, app.instance_path))
+        self._huey_synced = -1  # api.declarations() when the Huey registry was last brought up to date
+        self.transport: Transport = self._huey.storage
         self._declared: set[str] = set()  # queues seen declared in the ledger (cached)
+
+    @property
+    def huey(self):
+        """This engine's Huey instance (its storage is ``transport``), every declared job registered on it."""
+        from tasks import api
+
+        if self._huey_synced != api.declarations():
+            self._huey_synced = api.declarations()
+            for definition in list(api.REGISTRY.values()):
+                self._huey.register_job(definition.name, definition.func, definition.retry.attempts - 1,
+                                        definition.priority)
+        return self._huey
 
     # -- enqueue -----------------------------------------------------------
     def enqueue_many(self, job: JobDefinition, calls: Sequence[tuple[Sequence, Mapping]], *,

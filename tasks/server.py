@@ -48,6 +48,7 @@ class Pipeline:
                  maintenance: bool = True):
         self.engine, self.queues, self.threads = engine, queues, threads
         self.app, self.transport, self.settings = engine.app, engine.transport, engine.settings
+        self.tasks = engine.huey.task_names()  # every declared job, as registered on Huey
         self.worker_id = new_worker_id()
         self.started_at = time.time()
         self.stopping = threading.Event()

@@ -10,7 +10,9 @@ A transport is the fast lane between processes. It holds, per job id:
 * a **heartbeat** per worker, so live workers recover the in-flight jobs of dead ones,
   and a **redelivery** count per job, so a job that keeps killing its worker can't loop.
 
-Every implementation passes the same contract tests (``tests/test_transport_contract.py``).
+Every implementation is also a Huey storage (``huey.storage.RedisStorage`` / ``SqliteStorage``
+subclasses, see ``tasks.transport.storage``) and passes the same contract tests
+(``tests/test_transport_contract.py``).
 """
 from __future__ import annotations
 
@@ -85,8 +87,8 @@ class Transport(Protocol):
     def inflight(self, worker_id: str) -> list[str]:
         """Ids ``worker_id`` holds in flight."""
 
-    def move_due(self, limit: int = 1000) -> list[str]:
-        """Move due scheduled jobs to their queues; returns their ids."""
+    def move_due(self, limit: int = 1000, at_ms: int | None = None) -> list[str]:
+        """Move jobs due by ``at_ms`` (default now) to their queues; returns their ids."""
 
     # management
     def remove(self, job_ids: list[str]) -> None:

@@ -1,7 +1,10 @@
-"""The Redis transport (``redis://``, ``rediss://``): every move is one atomic Lua script or MULTI.
+"""The Redis transport (``redis://``, ``rediss://``): Huey's ``RedisStorage`` with reliable fetch.
 
-Keys under ``jobs:<name>:``: ``queue:<q>`` (sorted set of ids by priority, then age),
-``payloads`` (hash id → JSON message), ``schedule`` (sorted set by due ms),
+Every move is one atomic Lua script or MULTI. Keys live under Huey's queue key
+(``huey.redis.<name>:``), the schedule is Huey's (``huey.schedule.<name>``, ids by due ms),
+results, counters and locks are Huey's own (``huey.results.<name>``, ``huey.counters.<name>``).
+Keys under the prefix: ``queue:<q>`` (sorted set of ids by priority, then age),
+``payloads`` (hash id → JSON Huey message),
 ``inflight:<worker>`` (hash id → queue), ``redeliveries``, ``heartbeats``, ``workers``,
 ``paused``, ``lease:<role>`` and ``wake:<q>`` (a list idle workers block on: only wake-up
 tokens are popped while blocking, never jobs, so a process that dies there loses nothing).
@@ -11,10 +14,11 @@ from __future__ import annotations
 import json
 import time
 
-import redis
+from huey.storage import RedisStorage
 from redis import ConnectionPool
 
 from tasks.transport.base import Fetched, Outgoing, now_ms, queue_score
+from tasks.transport.storage import HueyQueueAPI
 
 # Store payloads and place ids on their queues (with wake-up tokens) or the schedule: one atomic command.
 # KEYS: payloads, schedule ; ARGV: prefix, then per message: id, queue, score (queue) or due ms (schedule),
@@ -168,18 +172,17 @@ return 0
 """
 
 
-class RedisTransport:
-    """Reliable fetch on Redis: every move is atomic, idle workers block on a wake-up list."""
+class RedisTransport(HueyQueueAPI, RedisStorage):
+    """Huey's Redis storage with reliable fetch: atomic moves, idle workers block on a wake-up list."""
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", name: str = "jobs", wait_timeout: float = 1.0):
+    def __init__(self, name: str = "jobs", url: str = "redis://127.0.0.1:6379/0", wait_timeout: float = 1.0):
         options = {"ssl_cert_reqs": None} if url.startswith("rediss://") else {}
-        self.url, self.name, self.wait_timeout = url, name, wait_timeout
         pool = ConnectionPool.from_url(url, health_check_interval=30, socket_timeout=wait_timeout + 10,
                                        **options)
-        self.conn = redis.Redis(connection_pool=pool)
-        self.prefix = f"jobs:{name}:"
+        super().__init__(name, connection_pool=pool, read_timeout=wait_timeout)
+        self.url, self.wait_timeout = url, wait_timeout
+        self.prefix = f"{self.queue_key}:"
         self.payloads_key = self.prefix + "payloads"
-        self.schedule_key = self.prefix + "schedule"
         self.redeliveries_key = self.prefix + "redeliveries"
         self.heartbeats_key = self.prefix + "heartbeats"
         self.workers_key = self.prefix + "workers"
@@ -268,11 +271,26 @@ class RedisTransport:
         """Ids ``worker_id`` holds in flight."""
         return [k.decode() for k in self.conn.hkeys(self.inflight_key(worker_id))]
 
-    def move_due(self, limit: int = 1000) -> list[str]:
-        """Atomically move due scheduled jobs to their queues; returns their ids."""
+    def move_due(self, limit: int = 1000, at_ms: int | None = None) -> list[str]:
+        """Atomically move jobs due by ``at_ms`` (default now) to their queues; returns their ids."""
         moved = self._move_due(keys=[self.payloads_key, self.schedule_key],
-                               args=[self.prefix, now_ms(), limit])
+                               args=[self.prefix, at_ms or now_ms(), limit])
         return [m.decode() for m in moved]
+
+    def queued_ids(self, limit: int | None = None) -> list[str]:
+        """Ids waiting on queues, queue by queue, each in fetch order."""
+        ids: list[str] = []
+        for queue in self.queue_names():
+            ids += [i.decode() for i in self.conn.zrange(self.queue_key_for(queue), 0, -1)]
+        return ids[:limit] if limit else ids
+
+    def scheduled_ids(self, limit: int | None = None) -> list[str]:
+        """Ids waiting for their due time, soonest first."""
+        return [i.decode() for i in self.conn.zrange(self.schedule_key, 0, (limit or 0) - 1)]
+
+    def payloads(self, job_ids: list[str]) -> list[bytes]:
+        """The serialized messages of ``job_ids`` that are still held."""
+        return [p for p in (self.conn.hmget(self.payloads_key, job_ids) if job_ids else []) if p is not None]
 
     # -- management --------------------------------------------------------
     def remove(self, job_ids: list[str]) -> None:
@@ -402,10 +420,10 @@ class RedisTransport:
         pipe.execute()
 
     def flush_all(self) -> None:
-        """Delete every key of this transport (tests, purges)."""
+        """Delete every key of this transport and of Huey's storage (tests, purges)."""
         keys = list(self.conn.scan_iter(self.prefix + "*", count=1000))
-        if keys:
-            self.conn.delete(*keys)
+        keys += [self.schedule_key, self.result_key, self.counter_key]
+        self.conn.delete(*keys)
 
     def close(self) -> None:
         """Drop pooled connections (redis-py also resets its pool in a forked child by itself)."""

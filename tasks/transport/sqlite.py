@@ -1,4 +1,8 @@
-"""The embedded transport (``sqlite:///path``): one SQLite file, every move one transaction.
+"""The embedded transport (``sqlite:///path``): Huey's ``SqliteStorage`` with reliable fetch.
+
+One SQLite file, every move one transaction. Huey builds the schema (its ``ddl``: the
+engine's message tables plus Huey's own ``kv`` and ``counter`` tables for results and locks)
+and opens the connections (its ``_create_connection``: WAL, busy timeout), one per thread here.
 
 A ``job_messages`` row is queued (``worker`` and ``eta`` null), scheduled (``eta`` set) or
 in flight (``worker`` set). SQLite can't block a reader until a writer commits, so an idle
@@ -18,7 +22,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from huey.storage import SqliteStorage
+
 from tasks.transport.base import Fetched, Outgoing, now_ms
+from tasks.transport.storage import HueyQueueAPI
 
 SCHEMA = [
     "create table if not exists job_messages ("
@@ -34,37 +41,45 @@ SCHEMA = [
     "create table if not exists job_leases (role text primary key, owner text not null,"
     " expires integer not null)",
     "create table if not exists job_paused_queues (queue text primary key)",
+    SqliteStorage.table_kv,
+    SqliteStorage.table_counter,
 ]
 
 #: How long an idle fetch sleeps between looks at ``data_version`` (seconds): a bounded backoff.
 IDLE_LOOKS = (0.002, 0.025)  # first and longest sleep between looks (the sleep grows by half each time)
 
 
-class SqliteTransport:
-    """Reliable fetch on one SQLite file, shared by every process on the machine."""
+class SqliteTransport(HueyQueueAPI, SqliteStorage):
+    """Huey's SQLite storage with reliable fetch, on one file shared by every process on the machine."""
 
-    def __init__(self, filename: str = "jobs-transport.db", name: str = "jobs"):
-        self.filename, self.name = filename, name
+    ddl = SCHEMA
+
+    def __init__(self, name: str = "jobs", filename: str = "jobs-transport.db"):
         self.url = f"sqlite:///{filename}"
         self._local = threading.local()
         directory = os.path.dirname(os.path.abspath(filename))
         os.makedirs(directory, exist_ok=True)
-        self._create_schema()
+        super().__init__(name, filename=filename, timeout=30, cache_mb=0)
 
     # -- connections -------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection: Huey's own queries (results, counters, locks) use it too."""
+        return self._connection()
+
     def _connection(self) -> sqlite3.Connection:
-        """This thread's connection (a forked child opens its own)."""
+        """This thread's connection, opened by Huey (a forked child opens its own)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.filename, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("pragma journal_mode=wal")
+            conn = self._create_connection()
             conn.execute("pragma synchronous=normal")
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
-    def _create_schema(self) -> None:
+    def initialize_schema(self) -> None:
+        """Create the tables (Huey calls this on start; ``_run`` again when they vanish)."""
         conn = self._connection()
-        for statement in SCHEMA:
+        for statement in self.ddl:
             conn.execute(statement)
 
     @contextmanager
@@ -87,7 +102,7 @@ class SqliteTransport:
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 raise
-            self._create_schema()
+            self.initialize_schema()
             return action()
 
     def _read(self, sql: str, params=()) -> list[tuple]:
@@ -200,9 +215,9 @@ class SqliteTransport:
         """Ids ``worker_id`` holds in flight."""
         return [r[0] for r in self._read("select job_id from job_messages where worker = ?", (worker_id,))]
 
-    def move_due(self, limit: int = 1000) -> list[str]:
-        """Move due scheduled jobs to their queues; returns their ids."""
-        at = now_ms()
+    def move_due(self, limit: int = 1000, at_ms: int | None = None) -> list[str]:
+        """Move jobs due by ``at_ms`` (default now) to their queues; returns their ids."""
+        at = at_ms or now_ms()
 
         def action():
             with self._write() as cur:
@@ -211,6 +226,27 @@ class SqliteTransport:
                             " returning job_id", (at, at, limit))
                 return [r[0] for r in cur.fetchall()]
         return self._run(action)
+
+    def queued_ids(self, limit: int | None = None) -> list[str]:
+        """Ids waiting on queues, queue by queue, each in fetch order."""
+        return [r[0] for r in self._read("select job_id from job_messages where worker is null"
+                                         " and eta is null order by queue, priority desc, seq limit ?",
+                                         (limit or -1,))]
+
+    def scheduled_ids(self, limit: int | None = None) -> list[str]:
+        """Ids waiting for their due time, soonest first."""
+        return [r[0] for r in self._read("select job_id from job_messages where eta is not null"
+                                         " order by eta limit ?", (limit or -1,))]
+
+    def payloads(self, job_ids: list[str]) -> list[bytes]:
+        """The serialized messages of ``job_ids`` that are still held."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(job_ids), 500):
+            part = job_ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            found.update((r[0], bytes(r[1])) for r in self._read(
+                f"select job_id, payload from job_messages where job_id in ({marks})", part))
+        return [found[j] for j in job_ids if j in found]
 
     # -- management --------------------------------------------------------
     def remove(self, job_ids: list[str]) -> None:
@@ -321,7 +357,8 @@ class SqliteTransport:
         """Delete every message, worker, lease and pause."""
         def action():
             with self._write() as cur:
-                for table in ("job_messages", "job_workers", "job_leases", "job_paused_queues"):
+                for table in ("job_messages", "job_workers", "job_leases", "job_paused_queues", "kv",
+                              "counter"):
                     cur.execute(f"delete from {table}")
         self._run(action)
 
