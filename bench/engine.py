@@ -729,8 +729,8 @@ class EngineSide:
 
 
 def fault_suite(database_url: str | None, timeout: float = 1800) -> dict:
-    ("""Run the fault suite (``tests/test_faults.py``, both transports) on one database; """
-     """its lines and counts.""")
+    """Run the fault suite (``tests/test_faults.py``, both transports) on one database; its lines and
+    counts."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "CI")}
     if database_url:

@@ -60,8 +60,8 @@ class JobDefinition:
             raise TypeError(f"{self.name}: {error}")
 
     def check_keys(self, args: Sequence, kwargs: Mapping) -> None:
-        ("""Raise ``ValueError`` when the ``mutex``/``unique`` key templates can't be filled """
-         """from the arguments.""")
+        """Raise ``ValueError`` when the ``mutex``/``unique`` key templates can't be filled from the
+        arguments."""
         for option, template in (("mutex", self.mutex), ("unique", self.unique)):
             if isinstance(template, str):
                 try:
@@ -94,8 +94,8 @@ def public_signature(func: Callable) -> inspect.Signature:
 
 @functools.lru_cache(maxsize=4096)
 def call_shape_error(func: Callable, positional: int, keywords: tuple[str, ...]) -> str | None:
-    """Why a call with this many positional arguments and these keywords doesn't fit ``func`` \
-(None if it does).
+    """Why a call with this many positional arguments and these keywords doesn't fit ``func`` (None if
+    it does).
 
     Binding depends only on the call's shape, not its values, so a bulk enqueue checks it once.
     """

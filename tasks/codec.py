@@ -98,8 +98,8 @@ def check_arguments(args: tuple | list, kwargs: dict, parameter_names: list[str]
 
 
 def encode_arguments(args: list, kwargs: dict, max_bytes: int) -> tuple[str, str]:
-    ("""``args`` and ``kwargs`` as JSON text; ``ArgumentError`` naming the limit when larger than """
-     """``max_bytes``.""")
+    """``args`` and ``kwargs`` as JSON text; ``ArgumentError`` naming the limit when larger than
+    ``max_bytes``."""
     encoded = json.dumps(args), json.dumps(kwargs)
     size = len(encoded[0]) + len(encoded[1])
     if size > max_bytes:

@@ -424,8 +424,8 @@ def add_throughput(conn: Connection, transitions: Iterable[Transition]) -> None:
 
 
 def fold_throughput(conn: Connection, older_than: datetime, roll_up_before: datetime) -> None:
-    ("""Merge duplicate bucket rows older than ``older_than``; roll buckets before ``roll_up_before`` """
-     """into hours.""")
+    """Merge duplicate bucket rows older than ``older_than``; roll buckets before ``roll_up_before`` into
+    hours."""
     c = throughput_table.c
     removed = conn.execute(delete(throughput_table).where(c.bucket < older_than)
                            .returning(c.bucket, c.state, c.count))

@@ -33,10 +33,8 @@ changes a job's state.
 
 Where the worker pipeline (``tasks.server``) moves a job, in order::
 
-    transport queue ──fetch──► in flight ──claim──► Processing ──run──► outcome ──commit──► final state \
-──► ack
-                     Fetcher              (Completer batch)   Processor         (Completer batch)        \
-transport
+    transport ──fetch──► in flight ──claim──► Processing ──run──► outcome ──commit──► final state ──► ack
+               Fetcher            (Completer batch)   Processor       (Completer batch)       transport
 
 * The **fetcher** moves a message into the worker's in-flight set and submits the claim
   (→ Processing). Only a claim the ledger accepts lets the job run, so a job deleted or

@@ -1,4 +1,4 @@
-"""Maintenance run in-process: the leader's janitor (retention, counters, throughput) \
+"""Maintenance run in-process: the leader's janitor (retention, counters, throughput)
 and poison-proof duties."""
 from __future__ import annotations
 
