@@ -28,7 +28,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.config.update(app_config.from_environment(app.instance_path))
     if config:
         app.config.update(config)
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", app_config.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
+                          app_config.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     app_config.check(app.config)
     logs.init_app(app)
 

@@ -358,9 +358,11 @@ class EngineSide:
         instance = workdir / f"instance-{self.name}"
         instance.mkdir(parents=True, exist_ok=True)
         self.redis_url = redis.url_for(redis_db)
-        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FLASK_APP", "REDIS_URL")}
-        self.env.update(DATABASE_URL=database_url, INSTANCE_PATH=str(instance), BENCH_REDIS_URL=self.redis_url,
-                        APP_ENV="testing", SECRET_KEY="bench-" + secrets.token_hex(24),
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("DATABASE_URL", "FLASK_APP", "REDIS_URL")}
+        self.env.update(DATABASE_URL=database_url, INSTANCE_PATH=str(instance),
+                        BENCH_REDIS_URL=self.redis_url, APP_ENV="testing",
+                        SECRET_KEY="bench-" + secrets.token_hex(24),
                         JOBS_MODULES="bench.jobs", LOG_LEVEL="WARNING", PYTHONPATH=str(CODE))
         if transport == "redis":
             self.env["REDIS_URL"] = self.redis_url
@@ -484,7 +486,8 @@ class EngineSide:
                 if counts["Succeeded"] != progress[0]:
                     progress = (counts["Succeeded"], now)
                 elif now - progress[1] > STALL_S:
-                    raise RuntimeError(f"engine drain stuck at {counts} for {STALL_S:.0f}s:\n{children[0].tail()}")
+                    raise RuntimeError(f"engine drain stuck at {counts} for {STALL_S:.0f}s:\n"
+                                       f"{children[0].tail()}")
                 if counts["Failed"] > before["Failed"]:
                     failed = counts["Failed"] - before["Failed"]
                     raise RuntimeError(f"{failed} job(s) failed during the drain:\n{children[0].tail()}")
@@ -509,7 +512,8 @@ class EngineSide:
 
         with self.app.app_context():
             cutoff = datetime.fromtimestamp(since, timezone.utc).replace(tzinfo=None)
-            runs = (select(JobState.job_id).where(JobState.state == "Processing", JobState.created_at >= cutoff)
+            runs = (select(JobState.job_id)
+                    .where(JobState.state == "Processing", JobState.created_at >= cutoff)
                     .group_by(JobState.job_id).having(func.count() > 1))
             count = db.session.execute(select(func.count()).select_from(runs.subquery())).scalar()
             db.session.remove()
@@ -610,6 +614,7 @@ class EngineSide:
         import tasks
 
         out = {}
+
         def per_call() -> None:
             for _ in range(calls):
                 tasks.enqueue("demo.noop", queue=PERCALL_QUEUE)
@@ -724,14 +729,16 @@ class EngineSide:
 
 
 def fault_suite(database_url: str | None, timeout: float = 1800) -> dict:
-    """Run the fault suite (``tests/test_faults.py``, both transports) on one database; its lines and counts."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "CI")}
+    """Run the fault suite (``tests/test_faults.py``, both transports) on one database; its lines and
+    counts."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "CI")}
     if database_url:
         env["TEST_DATABASE_URL"] = database_url
     started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_faults.py", "-q", "-p", "no:cacheprovider",
-                           "--require-markers="], cwd=CODE, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_faults.py", "-q", "-p",
+                           "no:cacheprovider", "--require-markers="], cwd=CODE, env=env, capture_output=True,
+                          text=True, timeout=timeout)
     lines = proc.stdout.splitlines()
     scenarios, inside = [], False
     for line in lines:
@@ -741,7 +748,8 @@ def fault_suite(database_url: str | None, timeout: float = 1800) -> dict:
             inside = False
         elif inside and line.strip():
             scenarios.append(line.strip())
-    summary = next((line.strip("= ") for line in reversed(lines) if " passed" in line or " failed" in line), "")
+    summary = next((line.strip("= ") for line in reversed(lines)
+                    if " passed" in line or " failed" in line), "")
     return {"exit_code": proc.returncode, "summary": summary, "scenarios": scenarios,
             "seconds": round(time.time() - started, 1),
             "failures": [line for line in lines if line.startswith("FAILED")][:20]}
@@ -895,11 +903,13 @@ def build_targets(raw: dict, engines: dict, fleet: dict, faults: dict | None = N
             add("enqueue per call engine/raw", backend, ratio, f">= {goals['enqueue_ratio']}",
                 ratio >= goals["enqueue_ratio"])
         if "bulk_jobs_per_s" in goals:
-            add("bulk enqueue jobs/s", backend, e["enqueue_bulk_jobs_per_s"], f">= {goals['bulk_jobs_per_s']:.0f}",
+            add("bulk enqueue jobs/s", backend, e["enqueue_bulk_jobs_per_s"],
+                f">= {goals['bulk_jobs_per_s']:.0f}",
                 e["enqueue_bulk_jobs_per_s"] >= goals["bulk_jobs_per_s"])
         for key in ("pickup_p50_ms", "pickup_p99_ms"):
             if key in goals:
-                add(key.replace("_", " ").replace(" ms", " ms"), backend, e[key], f"< {goals[key]}", e[key] < goals[key])
+                add(key.replace("_", " ").replace(" ms", " ms"), backend, e[key], f"< {goals[key]}",
+                    e[key] < goals[key])
     for name, idle in (fleet.get("idle") or {}).items():
         if isinstance(idle, dict) and "pct_of_core" in idle:
             add("idle worker % of a core", name, idle["pct_of_core"], f"<= {TARGETS['idle_cpu_pct']}",
@@ -910,7 +920,8 @@ def build_targets(raw: dict, engines: dict, fleet: dict, faults: dict | None = N
             add("duplicate runs, 1/2/4 workers", name, worst, "== 0", worst == TARGETS["duplicate_runs"])
     for database, suite in (faults or {}).items():
         if "exit_code" in suite:
-            add("fault suite, both transports", database, suite["summary"], "all pass", suite["exit_code"] == 0)
+            add("fault suite, both transports", database, suite["summary"], "all pass",
+                suite["exit_code"] == 0)
     rss = fleet.get("rss") or {}
     if "rss_mb_max" in rss:
         add(f"worker RSS MB, {rss['jobs']:,} jobs", "sqlite", rss["rss_mb_max"], f"< {TARGETS['rss_mb']:.0f}",
@@ -966,7 +977,8 @@ def print_table(result: dict) -> None:
     rss = fleet.get("rss") or {}
     if "rss_mb_max" in rss:
         lines.append(f"worker RSS while draining {rss['jobs']:,} jobs: max {rss['rss_mb_max']} MB, end "
-                     f"{rss['rss_mb_end']} MB, growth after the first 10 % {rss['growth_mb_after_first_10pct']} MB")
+                     f"{rss['rss_mb_end']} MB, growth after the first 10 % "
+                     f"{rss['growth_mb_after_first_10pct']} MB")
     lines.append("")
     lines.append(f"{'target':<34}{'backend':<12}{'value':>10}  {'goal':<9}result")
     for t in result["targets"]:
@@ -994,11 +1006,12 @@ def print_table(result: dict) -> None:
             if probes:
                 lines.append(f"probe worker ({what_if}): drain {probe['drain']['jobs_per_s']:.0f} jobs/s; "
                              + "; ".join(
-                    f"{k} {v['calls']}x {v['mean_ms_per_call']} ms"
-                    + (f" ({v['mean_items_per_call']} items, max {v['max_items_per_call']})"
-                       if "mean_items_per_call" in v else "")
-                    for k, v in probes.items() if k in ("claim_wait", "execute_job", "ledger_batch_total",
-                                                        "ledger_apply_sql", "ledger_batch_ack", "fetch_lua")))
+                                 f"{k} {v['calls']}x {v['mean_ms_per_call']} ms"
+                                 + (f" ({v['mean_items_per_call']} items, max {v['max_items_per_call']})"
+                                    if "mean_items_per_call" in v else "")
+                                 for k, v in probes.items()
+                                 if k in ("claim_wait", "execute_job", "ledger_batch_total",
+                                          "ledger_apply_sql", "ledger_batch_ack", "fetch_lua")))
         stages = p.get("enqueue_bulk_stages") or {}
         if stages.get("stages"):
             lines.append(f"bulk enqueue stages ({stages['total_us_per_job']} us/job, "
@@ -1092,8 +1105,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 100000, --quick 10000; 0 skips it)")
     parser.add_argument("--no-fleet", action="store_true", help="skip idle CPU, many workers and RSS")
     parser.add_argument("--faults", action="store_true",
-                        help="also run the fault suite (both transports) on SQLite and PostgreSQL and keep its "
-                             "figures in the JSON (about 10 minutes)")
+                        help="also run the fault suite (both transports) on SQLite and PostgreSQL and keep "
+                             "its figures in the JSON (about 10 minutes)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiling section")
     parser.add_argument("--profile-jobs", type=int, default=None,
                         help="jobs per profile drain (default jobs/4)")
@@ -1157,8 +1170,8 @@ def main(argv: list[str] | None = None) -> int:
                 result["meta"]["postgresql"] = pg_settings()
             else:
                 raise SystemExit(f"unknown backend {backend!r}")
-            side = sides[backend] = EngineSide("sqlite" if backend == "embedded" else backend, url, redis, index,
-                                               workdir, pg_name if backend == "postgresql" else None,
+            side = sides[backend] = EngineSide("sqlite" if backend == "embedded" else backend, url, redis,
+                                               index, workdir, pg_name if backend == "postgresql" else None,
                                                transport="sqlite" if backend == "embedded" else "redis")
             per_call = side.enqueue_per_call(calls)
             engines[backend] = {"enqueue_per_call": per_call}
@@ -1179,7 +1192,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_fleet:
             from bench import fleet as fleet_bench
 
-            fleet["idle"] = {name: guarded(lambda: fleet_bench.idle_cpu(side)) for name, side in sides.items()}
+            fleet["idle"] = {name: guarded(lambda: fleet_bench.idle_cpu(side))
+                             for name, side in sides.items()}
             fleet["many_workers"] = {name: guarded(lambda: fleet_bench.many_workers(side, n))
                                      for name, side in sides.items() if name != "embedded"}
             rss_jobs = args.rss_jobs if args.rss_jobs is not None else (10_000 if args.quick else 100_000)

@@ -97,7 +97,8 @@ class LockSampler:
         self.conn.close()
 
     def result(self) -> dict:
-        return {"samples": self.samples, "samples_with_a_wait_pct": round(100 * self.waiting / max(1, self.samples), 1),
+        return {"samples": self.samples,
+                "samples_with_a_wait_pct": round(100 * self.waiting / max(1, self.samples), 1),
                 "max_sessions_waiting": self.peak}
 
 
@@ -126,7 +127,8 @@ def rss_after(side, n: int = 100_000, chunk: int = 5000, timeout: float = 900) -
     finally:
         child.stop()
     first = next((mb for done, mb in samples if done >= step), samples[0][1])
-    return {"jobs": n, "samples": samples, "rss_mb_end": samples[-1][1], "rss_mb_max": max(mb for _, mb in samples),
+    return {"jobs": n, "samples": samples, "rss_mb_end": samples[-1][1],
+            "rss_mb_max": max(mb for _, mb in samples),
             "growth_mb_after_first_10pct": round(samples[-1][1] - first, 1),
             "seconds": round(time.time() - started, 1)}
 

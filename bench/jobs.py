@@ -22,7 +22,8 @@ def _redis():
     if client is None or getattr(_local, "pid", None) != os.getpid():
         import redis
 
-        client = _local.client = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"])
+        client = _local.client = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL")
+                                                      or os.environ["REDIS_URL"])
         _local.pid = os.getpid()
     return client
 

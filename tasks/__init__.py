@@ -16,15 +16,16 @@ from tasks.progress import JobCancelled, JobTimeout
 from tasks.retry import PermanentError
 
 __all__ = ["ArgumentError", "IllegalTransition", "JobCancelled", "JobContext", "JobFunction", "JobTimeout",
-           "PermanentError", "UnknownTask", "current_job", "enqueue", "enqueue_many", "init_app", "job", "once", "progress",
-           "transport_error"]
+           "PermanentError", "UnknownTask", "current_job", "enqueue", "enqueue_many", "init_app", "job",
+           "once", "progress", "transport_error"]
 
 
 def init_app(app: Flask) -> None:
     """Bind the job engine to ``app`` and register the ``jobs`` CLI group."""
     import importlib
 
-    from tasks import audit, demo, idempotency, ledger, progress, queues, recurring, system, unique  # noqa: F401
+    from tasks import (audit, demo, idempotency, ledger, progress, queues, recurring, system,  # noqa: F401
+                       unique)
     from tasks import tracing
     from tasks.cli import jobs_cli
     from tasks.engine import JobEngine

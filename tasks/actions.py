@@ -148,7 +148,7 @@ class BulkStarted:
 def narrowed_to(action: JobAction, job_filter: JobFilter) -> JobFilter:
     """``job_filter`` limited to the jobs ``action`` applies to."""
     states = tuple(s for s in lifecycle.STATES if action.applies_to(s) and (not job_filter.states
-                                                                             or s in job_filter.states))
+                                                                            or s in job_filter.states))
     return replace(job_filter, states=states)
 
 

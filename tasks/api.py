@@ -60,7 +60,8 @@ class JobDefinition:
             raise TypeError(f"{self.name}: {error}")
 
     def check_keys(self, args: Sequence, kwargs: Mapping) -> None:
-        """Raise ``ValueError`` when the ``mutex``/``unique`` key templates can't be filled from the arguments."""
+        """Raise ``ValueError`` when the ``mutex``/``unique`` key templates can't be filled from the
+        arguments."""
         for option, template in (("mutex", self.mutex), ("unique", self.unique)):
             if isinstance(template, str):
                 try:
@@ -93,7 +94,8 @@ def public_signature(func: Callable) -> inspect.Signature:
 
 @functools.lru_cache(maxsize=4096)
 def call_shape_error(func: Callable, positional: int, keywords: tuple[str, ...]) -> str | None:
-    """Why a call with this many positional arguments and these keywords doesn't fit ``func`` (None if it does).
+    """Why a call with this many positional arguments and these keywords doesn't fit ``func`` (None if
+    it does).
 
     Binding depends only on the call's shape, not its values, so a bulk enqueue checks it once.
     """
@@ -141,8 +143,9 @@ class JobFunction:
         """Queue one run with these arguments; returns the job id."""
         return enqueue(self, args, kwargs)
 
-    def schedule(self, args: Sequence = (), kwargs: Mapping | None = None, *, delay: float | timedelta | None = None,
-                 eta: datetime | None = None, queue: str | None = None, priority: int | None = None) -> str:
+    def schedule(self, args: Sequence = (), kwargs: Mapping | None = None, *,
+                 delay: float | timedelta | None = None, eta: datetime | None = None,
+                 queue: str | None = None, priority: int | None = None) -> str:
         """Queue one run due after ``delay`` (seconds or timedelta) or at ``eta``; returns the job id."""
         if (delay is None) == (eta is None):
             raise ValueError("schedule() needs exactly one of delay= or eta=")

@@ -29,7 +29,8 @@ def parse_json(value: str | None, expected: type, option: str):
 
 
 @jobs_cli.command("worker")
-@click.option("--queues", default=None, help="Comma-separated queues, fetched in this order (default: JOBS_QUEUES).")
+@click.option("--queues", default=None,
+              help="Comma-separated queues, fetched in this order (default: JOBS_QUEUES).")
 @click.option("--concurrency", "-c", default=4, show_default=True, type=click.IntRange(1, 256))
 @click.option("--processes", is_flag=True, help="Run workers as processes instead of threads.")
 def worker_command(queues: str | None, concurrency: int, processes: bool) -> None:
@@ -67,7 +68,8 @@ def enqueue_command(task, args_json, kwargs_json, queue, priority, delay, count)
     try:
         for start in range(0, count, 5000):
             batch = [(args, kwargs)] * min(5000, count - start)
-            for job_id in api.enqueue_many(definition.name, batch, queue=queue, priority=priority, delay=delay):
+            for job_id in api.enqueue_many(definition.name, batch, queue=queue, priority=priority,
+                                           delay=delay):
                 click.echo(job_id)
     except (TypeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -63,7 +63,8 @@ def check_json(value: Any, name: str, allow_nul: bool = True) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ArgumentError(f"argument {name!r} is not JSON-serializable: key {key!r} is not a string")
+                raise ArgumentError(f"argument {name!r} is not JSON-serializable: "
+                                    f"key {key!r} is not a string")
             check_text(key, f"{name} key {key!r:.40}", allow_nul)
             check_json(item, f"{name}[{key!r}]", allow_nul)
         return
@@ -97,7 +98,8 @@ def check_arguments(args: tuple | list, kwargs: dict, parameter_names: list[str]
 
 
 def encode_arguments(args: list, kwargs: dict, max_bytes: int) -> tuple[str, str]:
-    """``args`` and ``kwargs`` as JSON text; ``ArgumentError`` naming the limit when larger than ``max_bytes``."""
+    """``args`` and ``kwargs`` as JSON text; ``ArgumentError`` naming the limit when larger than
+    ``max_bytes``."""
     encoded = json.dumps(args), json.dumps(kwargs)
     size = len(encoded[0]) + len(encoded[1])
     if size > max_bytes:

@@ -38,7 +38,8 @@ def resolve(conn: Connection, parents: dict[str, str]) -> list[Delivery]:
             try:
                 deliveries.append(delivery_from_row(child, 1, None))
             except PoisonMessage as poison:  # this child fails; its siblings are released
-                transitions.append(Transition(child.id, lifecycle.FAILED, at, ledger.clip(poison.reason, 1000),
+                transitions.append(Transition(child.id, lifecycle.FAILED, at,
+                                              ledger.clip(poison.reason, 1000),
                                               fields={"finished_at": at, "exception_type": "PoisonMessage",
                                                       "exception_message": poison.reason},
                                               data={"parent": child.parent_id}))
@@ -48,7 +49,8 @@ def resolve(conn: Connection, parents: dict[str, str]) -> list[Delivery]:
                                           fields={"enqueued_at": at}, data={"parent": child.parent_id}))
         else:
             transitions.append(Transition(child.id, lifecycle.DELETED, at,
-                                          f"Parent {child.parent_id} ended {parent_state}; continuation skipped",
+                                          f"Parent {child.parent_id} ended {parent_state}; "
+                                          "continuation skipped",
                                           fields={"finished_at": at}, data={"parent": child.parent_id}))
     outcomes = ledger.apply(conn, transitions)
     released = {o.transition.job_id for o in outcomes if o.applied}

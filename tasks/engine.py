@@ -101,8 +101,8 @@ class JobEngine:
     # -- enqueue -----------------------------------------------------------
     def enqueue_many(self, job: JobDefinition, calls: Sequence[tuple[Sequence, Mapping]], *,
                      queue: str | None = None, priority: int | None = None, due: float | None = None,
-                     enqueued_by: str | None = None, recurring_id: str | None = None, after: str | None = None,
-                     continue_on: str = continuations.ON_SUCCESS, occurrence=None,
+                     enqueued_by: str | None = None, recurring_id: str | None = None,
+                     after: str | None = None, continue_on: str = continuations.ON_SUCCESS, occurrence=None,
                      tenant: Any = CURRENT_TENANT) -> list[str]:
         """Validate, record in the ledger and dispatch ``calls`` of ``job``; returns ids.
 

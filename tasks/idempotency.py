@@ -66,7 +66,8 @@ def forget_before(cutoff: datetime, limit: int = 1000) -> int:
     """Delete keys recorded before ``cutoff`` (at most ``limit``); returns how many."""
     table = IdempotencyKey.__table__
     with db.engine.begin() as conn:
-        keys = [r.key for r in conn.execute(select(table.c.key).where(table.c.created_at < cutoff).limit(limit))]
+        keys = [r.key for r in conn.execute(select(table.c.key).where(table.c.created_at < cutoff)
+                                            .limit(limit))]
         if keys:
             conn.execute(delete(table).where(table.c.key.in_(keys)))
     return len(keys)

@@ -317,7 +317,8 @@ def insert_rows(conn: Connection, table: str, rows: list[dict]) -> None:
         return
     stamps = TIMESTAMPS.get(table, frozenset())
     if stamps & set(columns):  # SQLite stores timestamps as SQLAlchemy's text: YYYY-MM-DD HH:MM:SS.ffffff
-        rows = [{**row, **{c: row[c].isoformat(" ", "microseconds") for c in stamps if row.get(c) is not None}}
+        rows = [{**row, **{c: row[c].isoformat(" ", "microseconds")
+                           for c in stamps if row.get(c) is not None}}
                 for row in rows]
     values = [tuple(row[c] for c in columns) for row in rows]
     conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", values)
@@ -423,7 +424,8 @@ def add_throughput(conn: Connection, transitions: Iterable[Transition]) -> None:
 
 
 def fold_throughput(conn: Connection, older_than: datetime, roll_up_before: datetime) -> None:
-    """Merge duplicate bucket rows older than ``older_than``; roll buckets before ``roll_up_before`` into hours."""
+    """Merge duplicate bucket rows older than ``older_than``; roll buckets before ``roll_up_before`` into
+    hours."""
     c = throughput_table.c
     removed = conn.execute(delete(throughput_table).where(c.bucket < older_than)
                            .returning(c.bucket, c.state, c.count))

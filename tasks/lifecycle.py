@@ -33,8 +33,8 @@ changes a job's state.
 
 Where the worker pipeline (``tasks.server``) moves a job, in order::
 
-    transport queue ──fetch──► in flight ──claim──► Processing ──run──► outcome ──commit──► final state ──► ack
-                     Fetcher              (Completer batch)   Processor         (Completer batch)        transport
+    transport ──fetch──► in flight ──claim──► Processing ──run──► outcome ──commit──► final state ──► ack
+               Fetcher            (Completer batch)   Processor       (Completer batch)       transport
 
 * The **fetcher** moves a message into the worker's in-flight set and submits the claim
   (→ Processing). Only a claim the ledger accepts lets the job run, so a job deleted or
@@ -95,7 +95,8 @@ RECORDS: dict[str, frozenset[str]] = {
     PROCESSING: frozenset({"started_at", "worker", "attempt", "progress", "progress_message"}),
     SUCCEEDED: frozenset({"finished_at", "result"}),
     # a poison message also names the worker that refused it
-    FAILED: frozenset({"finished_at", "worker", "exception_type", "exception_message", "exception_traceback"}),
+    FAILED: frozenset({"finished_at", "worker", "exception_type", "exception_message",
+                       "exception_traceback"}),
     DELETED: frozenset({"finished_at"}),
     AWAITING: frozenset(),
 }

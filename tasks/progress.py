@@ -63,7 +63,8 @@ class JobLogHandler(logging.Handler):
 
     def _existing(self) -> int:
         with self.engine.connect() as conn:
-            return conn.scalar(select(func.count()).select_from(logs_table).where(logs_table.c.job_id == self.job_id))
+            return conn.scalar(select(func.count()).select_from(logs_table)
+                               .where(logs_table.c.job_id == self.job_id))
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.written is None:
@@ -164,5 +165,6 @@ def request_cancel(job_ids: list[str], reason: str) -> None:
 
 def job_logs(job_id: str, after_id: int = 0, limit: int = LOG_LIMIT) -> list[JobLog]:
     """A job's log lines after ``after_id``, oldest first (for live tails)."""
-    query = select(JobLog).where(JobLog.job_id == job_id, JobLog.id > after_id).order_by(JobLog.id).limit(limit)
+    query = (select(JobLog).where(JobLog.job_id == job_id, JobLog.id > after_id)
+             .order_by(JobLog.id).limit(limit))
     return list(db.session.scalars(query))

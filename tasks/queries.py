@@ -268,7 +268,8 @@ def job_summary(job: Job) -> dict:
     return {
         "id": job.id, "task": job.task, "display_name": job.display_name, "queue": job.queue,
         "priority": job.priority, "state": job.state, "reason": job.state_reason, "attempt": job.attempt,
-        "max_attempts": job.max_attempts, "created_at": iso(job.created_at), "enqueued_at": iso(job.enqueued_at),
+        "max_attempts": job.max_attempts, "created_at": iso(job.created_at),
+        "enqueued_at": iso(job.enqueued_at),
         "scheduled_for": iso(job.scheduled_for), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "state_changed_at": iso(job.state_changed_at),
         "worker": job.worker, "enqueued_by": job.enqueued_by, "exception_type": job.exception_type,
@@ -282,7 +283,8 @@ def job_detail(job: Job) -> dict:
         **job_summary(job), **job.arguments,
         "result": json.loads(job.result) if job.result else None,
         "exception_traceback": job.exception_traceback,
-        "history": [{"state": h.state, "reason": h.reason, "at": h.created_at.isoformat() + "Z", "data": h.details}
+        "history": [{"state": h.state, "reason": h.reason, "at": h.created_at.isoformat() + "Z",
+                     "data": h.details}
                     for h in history(job.id)],
     }
 
@@ -365,10 +367,12 @@ def workers_overview() -> list[dict]:
     workers = []
     for info in engine.transport.workers():
         workers.append({
-            "id": info["id"], "host": info.get("host"), "pid": info.get("pid"), "queues": info.get("queues", []),
+            "id": info["id"], "host": info.get("host"), "pid": info.get("pid"),
+            "queues": info.get("queues", []),
             "concurrency": info.get("concurrency"), "in_flight": info.get("in_flight", 0),
             "ledger_backlog": info.get("ledger_backlog", 0),
-            "started": ledger.from_epoch(info.get("started")), "last_beat": ledger.from_epoch(info["last_beat"]),
+            "started": ledger.from_epoch(info.get("started")),
+            "last_beat": ledger.from_epoch(info["last_beat"]),
             "alive": now - info["last_beat"] < engine.settings.dead_after,
         })
     return sorted(workers, key=lambda w: w["started"] or datetime.min, reverse=True)
@@ -382,7 +386,8 @@ def recurring_overview() -> list[dict]:
         return []
     rows = list(db.session.scalars(select(RecurringJob).order_by(RecurringJob.id)))
     last_ids = [r.last_job_id for r in rows if r.last_job_id]
-    states = dict(db.session.execute(select(Job.id, Job.state).where(Job.id.in_(last_ids))).all()) if last_ids else {}
+    states = (dict(db.session.execute(select(Job.id, Job.state).where(Job.id.in_(last_ids))).all())
+              if last_ids else {})
     return [{"id": r.id, "task": r.task, "cron": r.cron, "description": r.description, "timezone": r.timezone,
              "queue": r.queue, "misfire": r.misfire, "enabled": r.enabled, "next_run_at": r.next_run_at,
              "last_run_at": r.last_run_at, "last_job_id": r.last_job_id,

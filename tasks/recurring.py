@@ -280,7 +280,8 @@ def trigger(recurring_id: str, by: str | None = None) -> str | None:
     row = db.session.get(RecurringJob, recurring_id)
     if row is None:
         return None
-    ids = current_engine().enqueue_many(api.definition(row.task), [(json.loads(row.args), json.loads(row.kwargs))],
+    ids = current_engine().enqueue_many(api.definition(row.task),
+                                        [(json.loads(row.args), json.loads(row.kwargs))],
                                         queue=row.queue, recurring_id=row.id, enqueued_by=by)
     row.last_run_at, row.last_job_id = utcnow(), ids[0]
     db.session.commit()

@@ -56,7 +56,8 @@ class Pipeline:
             self.db_engine = db.engine
         # PostgreSQL commits batches side by side; SQLite has one writer at a time
         parallel = 2 if self.db_engine.dialect.name == "postgresql" and threads > 1 else 1
-        self.completer = CompleterPool(parallel, self.db_engine, self.transport, self.worker_id, engine.dispatch)
+        self.completer = CompleterPool(parallel, self.db_engine, self.transport, self.worker_id,
+                                       engine.dispatch)
         self.fetcher = Fetcher(self.transport, self.completer, self.worker_id, queues, threads, self.settings,
                                dead_letter=self.dead_letter)
         self.processor = Processor(self.app, self.worker_id, interrupts)

@@ -130,7 +130,8 @@ def on_alpha() -> None:
 
 @job(name="tests.gate", retries=0)
 def gate(name: str, context: JobContext) -> str:
-    """Write ``<name>.started``, wait until ``<name>.open`` exists, write ``<name>.done``: a job a test steers."""
+    """Write ``<name>.started``, wait until ``<name>.open`` exists, write ``<name>.done``: a job a test
+    steers."""
     from flask import current_app
 
     base = os.path.join(current_app.instance_path, name)

@@ -72,7 +72,8 @@ def database_url(tmpdir: str) -> tuple[str, callable]:
         return "sqlite:///" + os.path.join(tmpdir, "test.db"), lambda: None
     import psycopg
 
-    base = base.replace("postgres://", "postgresql://", 1).replace("postgresql+psycopg://", "postgresql://", 1)
+    base = (base.replace("postgres://", "postgresql://", 1)
+            .replace("postgresql+psycopg://", "postgresql://", 1))
     name = "test_" + uuid.uuid4().hex[:12]
     admin_url = base.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -52,8 +52,8 @@ BAD_CALLS = [
 
 
 @pytest.mark.parametrize("case,args,kwargs,options,error,text", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
-def test_bad_input_is_refused_naming_it_and_nothing_is_stored(small_args_config, app, case, args, kwargs, options,
-                                                              error, text):
+def test_bad_input_is_refused_naming_it_and_nothing_is_stored(small_args_config, app, case, args, kwargs,
+                                                              options, error, text):
     with app.app_context():
         with pytest.raises(error) as raised:
             enqueue("tests.echo", args, kwargs, **options)
@@ -86,7 +86,8 @@ def test_the_known_queues_are_listed_and_a_declared_queue_is_accepted(app, runne
 
 
 @pytest.mark.parametrize("option,value,text", [
-    ("--delay", "1e30", "out of range"), ("--delay", "inf", "out of range"), ("--delay", "nan", "out of range"),
+    ("--delay", "1e30", "out of range"), ("--delay", "inf", "out of range"),
+    ("--delay", "nan", "out of range"),
     ("--queue", "nowhere", "unknown queue 'nowhere'"), ("--args", '["\\ud800"]', "can't be encoded as UTF-8"),
 ])
 def test_cli_answers_absurd_values_with_an_error_not_a_traceback(app, runner, option, value, text):
@@ -132,7 +133,8 @@ def test_the_email_job_fails_permanently_on_a_refused_attachment(app):
     assert issubclass(MessageRefused, PermanentError)
     with app.app_context():
         with pytest.raises(MessageRefused, match="attachment"):
-            send_email("key-1", ["ann@example.com"], "subject", "body", [{"path": "/etc/passwd", "name": "x"}])
+            send_email("key-1", ["ann@example.com"], "subject", "body",
+                       [{"path": "/etc/passwd", "name": "x"}])
 
 
 # -- properties ---------------------------------------------------------------------------

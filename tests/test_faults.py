@@ -93,12 +93,14 @@ def test_kill_9_repeatedly_under_load_loses_nothing(fault_config, app, start_wor
         workers.append(start_worker(concurrency=4))
     for kill in range(4):
         open(os.path.join(app.instance_path, f"kill-{kill}.open"), "w").close()
-    wait_for(lambda: all_succeeded(app, ids + gates), timeout=120, message="every job Succeeded after kill -9s")
+    wait_for(lambda: all_succeeded(app, ids + gates), timeout=120,
+             message="every job Succeeded after kill -9s")
     line = report(app, "kill -9 ×4 under load", ids, fault_report,
                   **{"kills that hit a running job": len(gates), "tally runs interrupted": len(interrupted)})
     assert line["lost"] == 0 and line["succeeded"] == 300
     assert all(completed_runs(app)[job_id] >= 1 for job_id in interrupted)
-    for kill, job_id in enumerate(gates):  # each gate ran at least twice (killed, then again) and finished once
+    # each gate ran at least twice (killed, then again) and finished once
+    for kill, job_id in enumerate(gates):
         assert lines(app, f"kill-{kill}.started").count(job_id) >= 2
         assert lines(app, f"kill-{kill}.done") == [job_id]
 
@@ -122,7 +124,8 @@ def test_recovery_after_kill_9(fault_config, app, start_worker, fault_report):
     assert lines(app, "recovery.started") == [job_id, job_id] and lines(app, "recovery.done") == [job_id]
     with app.app_context():
         job = db.session.get(Job, job_id)
-        assert job.attempt == 2 and f":{rescuer.pid}:" in job.worker  # retries=0: a lost worker costs no attempt
+        # retries=0: a lost worker costs no attempt
+        assert job.attempt == 2 and f":{rescuer.pid}:" in job.worker
     fault_report(f"[{transport_name(app)}] recovery after kill -9 (dead after 2 s): the interrupted job was "
                  f"re-enqueued after {recovered_after:.1f} s and succeeded on the rescuer")
     assert rescuer.alive()
@@ -145,7 +148,8 @@ def test_sigterm_lets_running_jobs_finish(fault_config, app, start_worker, proce
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
-def test_sigterm_past_the_grace_period_hands_jobs_back(fault_config, app, start_worker, processes, fault_report):
+def test_sigterm_past_the_grace_period_hands_jobs_back(fault_config, app, start_worker, processes,
+                                                       fault_report):
     ids = enqueue_tallies(app, 2, 6.0)
     worker = start_worker(concurrency=2, processes=processes, JOBS_SHUTDOWN_GRACE="1")
     wait_for(lambda: len(starts(app)) == 2, message="both jobs running")
@@ -178,8 +182,8 @@ def lose_transport(app, redis_server, fault: str) -> None:
 
 
 @pytest.mark.parametrize("fault", ["restart", "flushall"])
-def test_transport_loss_mid_run_is_repaired_by_the_reconciler(fault_config, app, start_worker, redis_server, fault,
-                                                              fault_report):
+def test_transport_loss_mid_run_is_repaired_by_the_reconciler(fault_config, app, start_worker, redis_server,
+                                                              fault, fault_report):
     ids = enqueue_tallies(app, 200, 0.01)
     with app.app_context():
         later = [tally.schedule(args=(0.01,), delay=2) for _ in range(20)]
@@ -229,14 +233,15 @@ def test_poison_messages_fail_and_the_worker_lives(fault_config, app, start_work
     wait_for(lambda: counts_by_state(app, poison).get(lifecycle.FAILED, 0) == 15, timeout=30,
              message="poison recorded as Failed")
     with app.app_context():
-        reasons = {j.id: j.exception_message for j in db.session.scalars(select(Job).where(Job.id.in_(orphan)))}
+        reasons = {j.id: j.exception_message
+                   for j in db.session.scalars(select(Job).where(Job.id.in_(orphan)))}
     assert all("dead letter" in r for r in reasons.values())
     assert worker.alive()
     report(app, "poison messages (15 sent, 15 Failed with a reason, worker alive)", good, fault_report)
 
 
 def test_poison_rows_and_messages_never_stop_recovery(fault_config, app, start_worker, redis_server,
-                                                     fault_report):
+                                                      fault_report):
     """Corrupt ledger rows and undecodable messages among good jobs, then the transport loses everything."""
     good = enqueue_tallies(app, 30, 0.0)
     corrupt = enqueue_tallies(app, 3, 0.0)
@@ -253,7 +258,8 @@ def test_poison_rows_and_messages_never_stop_recovery(fault_config, app, start_w
     wait_for(lambda: counts_by_state(app, bad).get(lifecycle.FAILED, 0) == len(bad), timeout=60,
              message="every bad one Failed")
     with app.app_context():
-        reasons = {j.id: j.exception_message or "" for j in db.session.scalars(select(Job).where(Job.id.in_(bad)))}
+        reasons = {j.id: j.exception_message or ""
+                   for j in db.session.scalars(select(Job).where(Job.id.in_(bad)))}
     assert all("not valid JSON" in reasons[i] for i in corrupt)
     assert all("can't be sent" in reasons[i] for i in unsendable)
     assert all("undecodable" in reasons[i] for i in undecodable)
@@ -263,7 +269,8 @@ def test_poison_rows_and_messages_never_stop_recovery(fault_config, app, start_w
     assert worker.alive()
 
 
-def test_leader_lease_moves_to_a_live_worker_when_the_leader_dies(fault_config, app, start_worker, fault_report):
+def test_leader_lease_moves_to_a_live_worker_when_the_leader_dies(fault_config, app, start_worker,
+                                                                  fault_report):
     from tasks.recovery import LEADER_ROLE
 
     transport = transport_of(app)
@@ -271,7 +278,8 @@ def test_leader_lease_moves_to_a_live_worker_when_the_leader_dies(fault_config, 
     leader = wait_for(lambda: transport.holder(LEADER_ROLE), message="a leader")
     assert f":{first.pid}:" in leader
     second = start_worker(concurrency=1)
-    wait_for(lambda: any(f":{second.pid}:" in w["id"] for w in transport.workers()), message="the second worker")
+    wait_for(lambda: any(f":{second.pid}:" in w["id"] for w in transport.workers()),
+             message="the second worker")
     assert transport.holder(LEADER_ROLE) == leader  # a live leader keeps its lease
     first.kill()
     killed = time.monotonic()

@@ -91,7 +91,8 @@ def test_recurring_sync_strict_catch_up_disable_and_trigger(app, tick_schedule):
         assert recurring.trigger("tests.every-second") is None
 
 
-def test_recurring_job_fires_once_per_occurrence_across_two_workers(app, start_worker, tick_schedule, fault_report):
+def test_recurring_job_fires_once_per_occurrence_across_two_workers(app, start_worker, tick_schedule,
+                                                                    fault_report):
     start_worker(TESTS_RECURRING="1")
     start_worker(TESTS_RECURRING="1")
 
@@ -137,7 +138,8 @@ def test_cancel_stops_a_running_job_which_ends_deleted(app, start_worker, fault_
         assert commands.cancel([job_id], by="ops") == [job_id]
     cancelled_at = time.monotonic()
     wait_for(lambda: job_state(app, job_id) == lifecycle.DELETED, timeout=60)
-    fault_report(f"cancel of a running job: Deleted {time.monotonic() - cancelled_at:.1f} s after the request")
+    fault_report(f"cancel of a running job: Deleted {time.monotonic() - cancelled_at:.1f} s "
+                 "after the request")
     job = load_job(app, job_id)
     assert job.state_reason == "Cancelled: Cancelled by ops"
     assert job.progress < 100  # stopped at a checkpoint, not run to the end
@@ -162,7 +164,7 @@ def test_timeout_fails_the_attempt_and_follows_the_retry_policy(app, start_worke
     assert job.attempt == 2 and job.exception_type == "tasks.progress.JobTimeout"
     assert job.exception_message == "timed out after 1s"
     assert [s for s in history_states(app, job_id) if s != "Enqueued"] == ["Processing", "Scheduled",
-                                                                         "Processing", "Failed"]
+                                                                           "Processing", "Failed"]
 
 
 # -- unique jobs, mutexes, continuations ---------------------------------------------
@@ -215,7 +217,8 @@ def test_continuation_runs_only_after_its_parent(app, start_worker):
 
 def test_recurring_cli(app, runner, tick_schedule):
     assert "added" in runner.invoke(args=["jobs", "recurring", "sync"]).output
-    listed = {r["id"]: r for r in json.loads(runner.invoke(args=["jobs", "recurring", "list", "--json"]).output)}
+    listed = {r["id"]: r
+              for r in json.loads(runner.invoke(args=["jobs", "recurring", "list", "--json"]).output)}
     assert listed["tests.every-second"]["description"] == "Every second"
     assert listed["reports-cleanup"]["cron"] == "17 * * * *"
     assert runner.invoke(args=["jobs", "recurring", "enable", "tests.every-second", "--off"]).exit_code == 0
@@ -226,7 +229,8 @@ def test_recurring_cli(app, runner, tick_schedule):
 
 def test_key_templates_that_cant_be_filled_are_refused_at_enqueue(app):
     with app.app_context():
-        with pytest.raises(ValueError, match=r"mutex key 'exclusive:\{0\}' can't be built from the arguments"):
+        with pytest.raises(ValueError,
+                           match=r"mutex key 'exclusive:\{0\}' can't be built from the arguments"):
             enqueue("tests.exclusive", kwargs={"key": "k", "seconds": 0})
 
 
@@ -236,6 +240,7 @@ def test_recurring_overview_and_run_history(app, tick_schedule):
         job_id = recurring.trigger("tests.every-second", by="ops")
         overview = {r["id"]: r for r in queries.recurring_overview()}
         tick = overview["tests.every-second"]
-        assert (tick["last_job_id"], tick["last_state"], tick["description"]) == (job_id, "Enqueued", "Every second")
+        assert ((tick["last_job_id"], tick["last_state"], tick["description"])
+                == (job_id, "Enqueued", "Every second"))
         runs = queries.list_jobs(queries.JobFilter(recurring_id="tests.every-second")).jobs
         assert [j.id for j in runs] == [job_id]

@@ -102,8 +102,8 @@ def test_bulk_requeue_of_everything_matching_runs_in_a_job(app, start_worker):
             actions.start_bulk("retry", JobFilter(state="Deleted"))  # Retry applies to Failed jobs only
     start_worker()
     wait_for(lambda: job_state(app, bulk_id) == lifecycle.SUCCEEDED)
-    assert {job_state(app, i) for i in failed} - {lifecycle.ENQUEUED, lifecycle.PROCESSING, lifecycle.SCHEDULED,
-                                                  lifecycle.FAILED} == set()
+    assert {job_state(app, i) for i in failed} - {lifecycle.ENQUEUED, lifecycle.PROCESSING,
+                                                  lifecycle.SCHEDULED, lifecycle.FAILED} == set()
     assert job_state(app, other) == lifecycle.DELETED
 
 

@@ -31,7 +31,8 @@ def test_two_concurrent_claims_serialize_and_only_one_wins(app):
     with app.app_context():
         job_id = new_job_id()
         with write_transaction() as conn:
-            insert_jobs(conn, [NewJob(job_id, "demo.noop", "noop", "default", 0, [], {}, lifecycle.ENQUEUED, 1)])
+            insert_jobs(conn, [NewJob(job_id, "demo.noop", "noop", "default", 0, [], {},
+                                      lifecycle.ENQUEUED, 1)])
         engine = db.engine
         second_outcome: list = []
 
@@ -46,6 +47,7 @@ def test_two_concurrent_claims_serialize_and_only_one_wins(app):
 
         thread = threading.Thread(target=second_claim)
         thread.start()
+
         def second_is_blocked() -> bool:
             # a fresh transaction per look: pg_stat_activity is a snapshot taken once per transaction
             with engine.connect() as watcher:
@@ -65,6 +67,7 @@ def test_two_concurrent_claims_serialize_and_only_one_wins(app):
             row = conn.execute(text("select state, worker from jobs where id = :id"), {"id": job_id}).one()
         assert tuple(row) == (lifecycle.PROCESSING, "worker-a")
         with engine.connect() as conn:
-            history = conn.execute(text("select count(*) from job_states where job_id = :id and state = 'Processing'"),
+            history = conn.execute(text("select count(*) from job_states "
+                                        "where job_id = :id and state = 'Processing'"),
                                    {"id": job_id}).scalar()
         assert history == 1

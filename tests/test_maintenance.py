@@ -1,4 +1,5 @@
-"""Maintenance run in-process: the leader's janitor (retention, counters, throughput) and poison-proof duties."""
+"""Maintenance run in-process: the leader's janitor (retention, counters, throughput)
+and poison-proof duties."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -30,8 +31,8 @@ def test_the_leader_janitor_expires_old_finished_jobs_and_compacts_counters(app)
         old = utcnow() - timedelta(days=3)
         db.session.execute(update(Job).where(Job.id.in_([succeeded_old, deleted_old, kept_failed]))
                            .values(state_changed_at=old))
-        db.session.execute(throughput_table.insert(), [{"bucket": at - timedelta(hours=3), "state": "Succeeded",
-                                                       "count": 2}] * 3)
+        db.session.execute(throughput_table.insert(), [{"bucket": at - timedelta(hours=3),
+                                                        "state": "Succeeded", "count": 2}] * 3)
         db.session.commit()
         counts_before = queries.state_counts()
         rows_before = db.session.scalar(select(func.count()).select_from(counters_table))
@@ -46,7 +47,8 @@ def test_the_leader_janitor_expires_old_finished_jobs_and_compacts_counters(app)
         rows_after = db.session.scalar(select(func.count()).select_from(counters_table))
         assert rows_after < rows_before
         counts = queries.state_counts()
-        assert counts["Deleted"] == counts_before["Deleted"] - 1 and counts["Failed"] == counts_before["Failed"]
+        assert (counts["Deleted"] == counts_before["Deleted"] - 1
+                and counts["Failed"] == counts_before["Failed"])
         old_buckets = db.session.execute(select(throughput_table.c.count)
                                          .where(throughput_table.c.bucket < at - timedelta(hours=1))).all()
         assert [tuple(r) for r in old_buckets] == [(6,)]  # three 5-second rows rolled up into their hour

@@ -156,7 +156,8 @@ def test_swagger_ui_renders_the_api_under_the_csp(browser, live_server, make_use
         page.locator(".opblock-summary-path", has_text="/api/reports/{report_id}").first.wait_for()
         page.locator(".opblock-summary-path", has_text="/hangfire/api/stats").first.wait_for()
         # "Try it out" as the signed-in user: a real request with the session (and its CSRF token)
-        block = page.locator(".opblock-get", has=page.locator(".opblock-summary-path", has_text=re.compile(r"^/api/me$")))
+        block = page.locator(".opblock-get",
+                             has=page.locator(".opblock-summary-path", has_text=re.compile(r"^/api/me$")))
         block.locator(".opblock-summary").click()
         block.locator("button.try-out__btn").click()
         block.locator("button.execute").click()

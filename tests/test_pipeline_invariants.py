@@ -36,9 +36,11 @@ def settle_in_ledger(app, job_id: str, state: str) -> None:
         if state == lifecycle.SUCCEEDED:
             apply_strict(conn, [Transition(job_id, lifecycle.PROCESSING, at, "elsewhere",
                                            fields={"worker": "elsewhere", "attempt": 1}),
-                                Transition(job_id, lifecycle.SUCCEEDED, at, "elsewhere", fields={"finished_at": at})])
+                                Transition(job_id, lifecycle.SUCCEEDED, at, "elsewhere",
+                                           fields={"finished_at": at})])
         else:
-            apply_strict(conn, [Transition(job_id, lifecycle.DELETED, at, "deleted", fields={"finished_at": at})])
+            apply_strict(conn, [Transition(job_id, lifecycle.DELETED, at, "deleted",
+                                           fields={"finished_at": at})])
 
 
 def test_a_job_deleted_or_finished_before_a_worker_takes_it_never_runs(app, start_worker):
@@ -52,7 +54,8 @@ def test_a_job_deleted_or_finished_before_a_worker_takes_it_never_runs(app, star
     assert transport_of(app).holds(ids) == set(ids)  # the messages are still there
     start_worker(concurrency=2)
     wait_for(lambda: states(app, good).get(lifecycle.SUCCEEDED) == len(good), message="the good jobs ran")
-    wait_for(lambda: transport_of(app).holds(ids) == set(), message="every message settled")  # positive signal
+    # positive signal
+    wait_for(lambda: transport_of(app).holds(ids) == set(), message="every message settled")
     runs = completed_runs(app)
     assert not any(runs.get(job_id) for job_id in deleted + finished)
     assert all(runs[job_id] == 1 for job_id in good)
@@ -70,7 +73,8 @@ def test_a_job_leaves_the_transport_only_after_its_final_state_is_committed(app,
     outage.begin()
     try:
         open(os.path.join(app.instance_path, "held.open"), "w").close()
-        wait_for(lambda: os.path.exists(os.path.join(app.instance_path, "held.done")), message="the job finished")
+        wait_for(lambda: os.path.exists(os.path.join(app.instance_path, "held.done")),
+                 message="the job finished")
         wait_for(lambda: "ledger write failed" in worker.output(), timeout=90,
                  message="the completer meeting the outage")
         assert transport_of(app).holds([job_id]) == {job_id}, "acknowledged before the commit"
@@ -122,7 +126,8 @@ def test_a_claimed_job_not_started_within_the_hold_limit_is_handed_back(app, sta
     wait_for(lambda: all(handed_back(app, job_id) for job_id in short), timeout=30,
              message="the claimed, unstarted jobs handed back")
     start_worker(concurrency=1)
-    wait_for(lambda: states(app, short).get(lifecycle.SUCCEEDED) == 5, timeout=60, message="another worker ran them")
+    wait_for(lambda: states(app, short).get(lifecycle.SUCCEEDED) == 5, timeout=60,
+             message="another worker ran them")
     assert job_state(app, long_one) == lifecycle.PROCESSING  # the holder is still busy
     assert not any(f":{holder.pid}:" in load_job(app, job_id).worker for job_id in short)
     open(os.path.join(app.instance_path, "hold.open"), "w").close()

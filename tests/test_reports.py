@@ -312,7 +312,7 @@ def attachment_names(message) -> list[str]:
 
 
 def test_generated_report_arrives_as_exactly_one_email_with_the_attachment(app, make_user, start_worker,
-                                                                         smtp_server):
+                                                                           smtp_server):
     make_user("ann")
     start_worker(queues=REPORT_QUEUES, MAIL_URL=smtp_server.url)
     client = sign_in(app, "ann")

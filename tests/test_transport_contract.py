@@ -31,7 +31,8 @@ def transport(request, redis_server, tmp_path):
 
 def message(job_id: str, queue: str = "default", priority: int = 0, eta: float | None = None,
             payload: bytes | None = None) -> Outgoing:
-    body = payload or f'{{"v":1,"id":"{job_id}","queue":"{queue}","priority":{priority},"created":{time.time()}}}'
+    body = payload or (f'{{"v":1,"id":"{job_id}","queue":"{queue}","priority":{priority},'
+                       f'"created":{time.time()}}}')
     return Outgoing(job_id, queue, priority, body if isinstance(body, bytes) else body.encode(), eta)
 
 
@@ -126,7 +127,8 @@ def test_paused_queues_are_listed_and_resumed(transport):
 def test_wait_returns_when_another_connection_pushes(transport):
     other = open_transport(transport.url)
     got: list = []
-    thread = threading.Thread(target=lambda: got.extend(transport.fetch(WORKER, ["default"], limit=1, wait=10)))
+    thread = threading.Thread(
+        target=lambda: got.extend(transport.fetch(WORKER, ["default"], limit=1, wait=10)))
     thread.start()
     wait_for(thread.is_alive, timeout=5, message="the waiting thread")
     other.push([message("wake")])

@@ -19,7 +19,8 @@ def worker_env(config: dict, **extra: str) -> dict:
         "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "INSTANCE_PATH": config["INSTANCE_PATH"],
         "JOBS_MODULES": config.get("JOBS_MODULES", ""), "LOG_LEVEL": "WARNING", "PYTHONPATH": ROOT,
     })
-    env.update({key: str(value) for key, value in config.items() if key.startswith("JOBS_") and isinstance(value, (str, int, float))})
+    env.update({key: str(value) for key, value in config.items()
+                if key.startswith("JOBS_") and isinstance(value, (str, int, float))})
     if config.get("REDIS_URL"):
         env["REDIS_URL"] = config["REDIS_URL"]
     env.update(extra)

@@ -48,7 +48,8 @@ class DatabaseOutage:
                 conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                   "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
         else:
-            self.holder = sqlite3.connect(self.engine.url.database, isolation_level=None, check_same_thread=False)
+            self.holder = sqlite3.connect(self.engine.url.database, isolation_level=None,
+                                          check_same_thread=False)
             self.holder.execute("BEGIN EXCLUSIVE")
 
     def end(self) -> None:

@@ -20,7 +20,8 @@ WORKER = "test-host:4242:beef"
 
 
 def fetch(app, model, key):
-    """A fresh copy of the ``model`` row with primary key ``key`` (None if absent), usable outside the app context."""
+    """A fresh copy of the ``model`` row with primary key ``key`` (None if absent), usable outside the app
+    context."""
     with app.app_context():
         row = db.session.get(model, key)
         if row is not None:
