@@ -314,26 +314,28 @@ def test_bulk_delete_with_a_worker_touches_only_matching_jobs(app, people, start
     assert {job_state(app, i) for i in keep} == {lifecycle.FAILED}
 
 
+#: enough rows for the bulk job to run many batches (its speed at 100,000 and more is the bench's business)
+BULK_ROWS = 20_000
+
+
 @pytest.mark.slow
-def test_bulk_retry_of_100_000_failed_jobs(app, people, start_worker):
-    insert_failed_rows(app, 100_000)
-    started = time.monotonic()
+def test_bulk_retry_of_every_matching_failed_job(app, people, start_worker):
+    insert_failed_rows(app, BULK_ROWS)
     response = post_form(people["full"], "/hangfire/actions/retry", {"scope": "all", "list": "failed"})
     assert response.status_code == 302
-    assert "Started “Retry” on 100,000 jobs" in flashes(people["full"])
+    assert f"Started “Retry” on {BULK_ROWS:,} jobs" in flashes(people["full"])
     start_worker(queues="default")  # runs the bulk job; the requeued jobs wait in "parked"
 
     def all_enqueued():
         """True once the ledger shows every seeded job requeued."""
         with app.app_context():
             counts = queries.state_counts()
-        return counts[lifecycle.FAILED] == 0 and counts[lifecycle.ENQUEUED] == 100_000
+        return counts[lifecycle.FAILED] == 0 and counts[lifecycle.ENQUEUED] == BULK_ROWS
 
-    wait_for(all_enqueued, timeout=240, interval=0.5, message="100,000 jobs requeued in the ledger")
+    wait_for(all_enqueued, timeout=180, interval=0.5, message=f"{BULK_ROWS:,} jobs requeued in the ledger")
     # each batch commits the ledger first, then pushes to the transport: wait for the last push
-    wait_for(lambda: transport_of(app).queue_lengths().get("parked") == 100_000, timeout=60,
-             message="100,000 jobs queued in the transport")
-    print(f"bulk retry of 100,000 jobs: {time.monotonic() - started:.1f} s")
+    wait_for(lambda: transport_of(app).queue_lengths().get("parked") == BULK_ROWS, timeout=60,
+             message=f"{BULK_ROWS:,} jobs queued in the transport")
 
 
 # --- lists: filters, pagination, counts -------------------------------------------------------
