@@ -31,7 +31,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DEFAULT_TIMEOUT_MS = 5_000
+DEFAULT_TIMEOUT_MS = 10_000
+#: a page load may wait on a server that is also tracing coverage on a loaded 2-core machine
+NAVIGATION_TIMEOUT_MS = 30_000
+
+
+def bounded(context) -> None:
+    """Give ``context`` the suite's waits: for actions and for page loads."""
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
 
 
 def require_chromium() -> None:
@@ -82,7 +90,9 @@ def live_server_fixture(app) -> Iterator[LiveServer]:
 def browser_fixture():
     """Debian's Chromium, headless, launched once per test session."""
     require_chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -98,7 +108,7 @@ def new_page_fixture(browser, live_server):
     def open_page():
         """A new page in a new context."""
         context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        bounded(context)
         contexts.append(context)
         return context.new_page()
 
@@ -129,7 +139,7 @@ def watched_page(browser, live_server, scheme: str, username: str):
     """A signed-in page in ``scheme`` (1280×900); yields (page, errors): script errors and dialogs seen."""
     context = browser.new_context(base_url=live_server.url, color_scheme=scheme,
                                   viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    bounded(context)
     errors: list[str] = []
     try:
         page = context.new_page()

@@ -78,6 +78,8 @@ def test_dashboard_access_is_one_choice_on_the_role_form(app, make_user, new_pag
     sign_in(admin, "root")
     admin.goto("/admin/role/")
     admin.get_by_role("row").filter(has_text="Viewers").get_by_title("Edit Record").click()
+    admin.wait_for_url("**/admin/role/edit/**")
+    admin.wait_for_load_state("load")  # the form's script ties the two boxes together once it has run
     full, view_only = admin.get_by_label("Hangfire Dashboard", exact=True), admin.get_by_label("View only")
     full.check()
     view_only.check()
