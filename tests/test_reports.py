@@ -412,7 +412,8 @@ def test_kill_9_mid_report_completes_after_recovery_with_one_email(app_config, a
         report = wait_ready(app, report_id, timeout=60)
         [message] = server.wait_for_messages(1)
         wait_for(lambda: job_state(app, report.email_job_id) == lifecycle.SUCCEEDED, message="email job done")
-        assert len(after_a_later_email(app, server)) == 1 and attachment_names(message)
+        report_mails = after_a_later_email(app, server)
+        assert len(report_mails) == 1 and attachment_names(message)
         with app.app_context():
             reasons = [h.reason for h in history(job_id)]
             attempt = db.session.get(Job, job_id).attempt
@@ -421,7 +422,7 @@ def test_kill_9_mid_report_completes_after_recovery_with_one_email(app_config, a
         attached = next(message.iter_attachments()).get_payload(decode=True)
         assert len(csv_rows(attached)) == report.rows + 1
     fault_report(f"report build killed -9 at {killed_at} %: rebuilt by a new worker after "
-                 f"{restarted_after:.1f} s (dead after 2 s), {len(server.inbox.messages)} email")
+                 f"{restarted_after:.1f} s (dead after 2 s), {len(report_mails)} email")
 
 
 def progress(app, job_id: str) -> int:
