@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import Column, ForeignKey, Index, String, Table, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -120,6 +121,17 @@ class Role(db.Model):
         return db.session.scalar(select(cls).where(cls.name == name, tenant_clause(cls.tenant_id, tenant)))
 
 
+def password_hash_method() -> str:
+    """Werkzeug's hash method for new passwords: ``PASSWORD_HASH_METHOD`` (default ``scrypt``, Werkzeug's
+    own cost). The test suite sets a cheap scrypt cost: each default hash takes ~120 ms of CPU."""
+    return current_app.config.get("PASSWORD_HASH_METHOD", "scrypt") if has_app_context() else "scrypt"
+
+
+def hash_password(password: str) -> str:
+    """``password`` hashed with the configured method (salted; never reversible)."""
+    return generate_password_hash(password, method=password_hash_method())
+
+
 class User(UserMixin, db.Model):
     """A person who signs in, of the host or of one tenant. Passwords are stored as scrypt hashes.
 
@@ -165,7 +177,7 @@ class User(UserMixin, db.Model):
 
     def set_password(self, password: str) -> None:
         """Hash and store ``password``."""
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = hash_password(password)
 
     def is_admin(self) -> bool:
         """True when the user is active and a member of the (host's) Admin role."""

@@ -59,6 +59,9 @@ def base_config(database_url: str, redis_url: str | None, instance_path: str) ->
         "LOG_LEVEL": "WARNING",
         "JOBS_MODULES": "tests.jobs",
         "JOBS_ALERT_INTERVAL_SECONDS": 0,  # no alert emails unless a test turns the check on
+        # scrypt at a cost of 2**10, not Werkzeug's 2**15: the default costs ~120 ms of CPU per hash,
+        # minutes over a suite that signs thousands of people in
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
     }
 
 

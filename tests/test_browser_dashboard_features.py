@@ -89,9 +89,11 @@ def test_several_recurring_jobs_at_once_with_a_confirmation_naming_them(app, ope
     page = operator_page
     page.get_by_role("link", name="Recurring", exact=True).click()
     rows = page.locator("tr[data-recurring-id]")
-    for index in range(rows.count()):
+    # count() doesn't wait: wait for the Recurring page's rows (nightly and the app's own cleanup) first
+    expect(rows).to_have_count(2)
+    for index in range(2):
         rows.nth(index).get_by_role("checkbox").check()
-    expect(page.get_by_text(f"{rows.count()} selected")).to_be_visible()
+    expect(page.get_by_text("2 selected")).to_be_visible()
     questions = []
     page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Disable selected").click()

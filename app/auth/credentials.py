@@ -9,7 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.auth.throttle import SignInThrottle
 from app.extensions import db
-from app.models import Tenant, User, utcnow
+from app.models import Tenant, User, password_hash_method, utcnow
 
 INVALID_CREDENTIALS = "Invalid username or password"
 
@@ -46,15 +46,15 @@ class SignInThrottled(SignInRefused):
 
 
 @cache
-def decoy_password_hash() -> str:
-    """A hash to check unknown logins against, so they take as long as known ones."""
-    return generate_password_hash("decoy password for unknown logins")
+def decoy_password_hash(method: str) -> str:
+    """A hash (by ``method``) to check unknown logins against, so they take as long as known ones."""
+    return generate_password_hash("decoy password for unknown logins", method=method)
 
 
 def password_matches(user: User | None, password: str) -> bool:
     """True when ``user`` exists and ``password`` is theirs; constant work either way."""
     if user is None:
-        check_password_hash(decoy_password_hash(), password)
+        check_password_hash(decoy_password_hash(password_hash_method()), password)
         return False
     return user.check_password(password)
 
