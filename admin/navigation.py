@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app, request, url_for
+from flask import Flask, current_app, redirect, request, url_for
 from flask_admin.menu import MenuCategory, MenuLink, MenuView
 from flask_login import current_user
 
@@ -95,6 +95,12 @@ def landing_url() -> str:
     return url_for(f"{admin.index_view.endpoint}.index") if pages else url_for("reports.index")
 
 
+def landing():
+    """``/``: redirect to where this person starts (:func:`landing_url`)."""
+    return redirect(landing_url())
+
+
 def init_app(app: Flask) -> None:
-    """Make ``navigation()`` available to every template."""
+    """Make ``navigation()`` available to every template and ``/`` lead to :func:`landing_url`."""
     app.jinja_env.globals["navigation"] = navigation
+    app.add_url_rule("/", "landing", landing)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app import permissions as registry
 from app.extensions import db
-from app.models import Permission, Role, Tenant, User
+from app.models import Permission, Role, Tenant, User, sync_permissions
 from app.tenants import TenantError, create_tenant, set_active
 from app.validation import email_problem, password_problem, username_problem
 
@@ -224,7 +224,7 @@ def revoke(role_name: str, permission_name: str, tenant_name: str | None) -> Non
 @permissions_cli.command("sync")
 def sync_command() -> None:
     """Upsert the code's permission registry and the Admin role."""
-    counts = registry.sync()
+    counts = sync_permissions()
     click.echo("permissions synced: {created} created, {updated} updated, {total} total".format(**counts))
 
 
@@ -233,7 +233,7 @@ def sync_command() -> None:
 def setup_command() -> None:
     """Migrate the database, sync permissions and seed the first admin (idempotent)."""
     upgrade()
-    registry.sync()
+    sync_permissions()
     password = seed_admin()
     if password is not None:
         source = "ADMIN_PASSWORD" if current_app.config.get("ADMIN_PASSWORD") else f"generated: {password}"

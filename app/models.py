@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.permissions import ADMIN_ROLE
+from app.permissions import REGISTRY as PERMISSIONS
 
 
 def new_stamp() -> str:
@@ -231,3 +232,27 @@ class UserSession(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+def sync_permissions() -> dict[str, int]:
+    """Upsert the permission registry (:mod:`app.permissions`) and give the Admin role every permission;
+    returns counts."""
+    existing = {p.name: p for p in db.session.scalars(select(Permission))}
+    created = updated = 0
+    for definition in PERMISSIONS.values():
+        row = existing.get(definition.name)
+        if row is None:
+            row = Permission(name=definition.name)
+            db.session.add(row)
+            existing[definition.name] = row
+            created += 1
+        elif (row.display_name, row.group) != (definition.display_name, definition.group):
+            updated += 1
+        row.display_name, row.group = definition.display_name, definition.group
+    admin = Role.by_name(ADMIN_ROLE)
+    if admin is None:
+        admin = Role(name=ADMIN_ROLE, description="Holds every permission")
+        db.session.add(admin)
+    admin.permissions = sorted(existing.values(), key=lambda p: p.name)
+    db.session.commit()
+    return {"created": created, "updated": updated, "total": len(existing)}

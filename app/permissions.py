@@ -1,15 +1,12 @@
 """The permission registry: every permission the code checks, declared once.
 
-``flask permissions sync`` upserts this registry into the database and makes the
-``Admin`` role hold all of it; the release phase runs that on every deploy.
+``flask permissions sync`` (:func:`app.models.sync_permissions`) upserts this registry into the
+database and makes the ``Admin`` role hold all of it; the release phase runs that on every deploy.
+This module is only the catalogue: it imports no model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sqlalchemy import select
-
-from app.extensions import db
 
 ADMIN_ROLE = "Admin"
 
@@ -59,28 +56,3 @@ define(OUTBOX, "Outbox", "Administration", host_only=True)  # every email sent, 
 define(TENANTS, "Tenants", "Administration", host_only=True)
 define(REPORTS_ALL, "All reports", "Reports")
 define(REPORTS_ACCESS_REVIEW, "Access review report", "Reports")
-
-
-def sync() -> dict[str, int]:
-    """Upsert the registry and give the Admin role every permission; returns counts."""
-    from app.models import Permission, Role
-
-    existing = {p.name: p for p in db.session.scalars(select(Permission))}
-    created = updated = 0
-    for definition in REGISTRY.values():
-        row = existing.get(definition.name)
-        if row is None:
-            row = Permission(name=definition.name)
-            db.session.add(row)
-            existing[definition.name] = row
-            created += 1
-        elif (row.display_name, row.group) != (definition.display_name, definition.group):
-            updated += 1
-        row.display_name, row.group = definition.display_name, definition.group
-    admin = Role.by_name(ADMIN_ROLE)
-    if admin is None:
-        admin = Role(name=ADMIN_ROLE, description="Holds every permission")
-        db.session.add(admin)
-    admin.permissions = sorted(existing.values(), key=lambda p: p.name)
-    db.session.commit()
-    return {"created": created, "updated": updated, "total": len(existing)}

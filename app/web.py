@@ -1,7 +1,8 @@
-"""The app's front door and its error pages, plus small request helpers shared by every blueprint.
+"""The app's error pages, plus small request helpers shared by every blueprint.
 
-* ``GET /`` sends each person where they can work: the sign-in page, the jobs dashboard,
-  the admin, or Reports (:func:`admin.navigation.landing_url`).
+(``GET /``, which sends each person where they can work, is the admin's: it reads the admin's menu,
+:func:`admin.navigation.landing_url`.)
+
 * 4xx and 5xx answers are pages in the app's layout (with its navigation and a way back)
   for browsers, and ``{"error": ...}`` JSON for API callers (a bearer token, a JSON body,
   JSON preferred, or any URL under an API prefix such as ``/api/`` or ``<dashboard>/api/``).
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Request, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Request, current_app, jsonify, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,6 @@ def human_size(size: int | float | None) -> str:
     return ""  # pragma: no cover - the loop always returns
 
 
-def landing():
-    """``/``: where this person starts (sign-in, the dashboard, the admin or Reports)."""
-    from admin.navigation import landing_url
-
-    return redirect(landing_url())
-
-
 def error_message(error: HTTPException) -> str:
     """The sentence shown under an error's title."""
     if error.code == 404:
@@ -182,8 +176,7 @@ def handle_http_error(error: HTTPException):
 
 
 def init_app(app: Flask) -> None:
-    """Register ``/``, the error pages (an unhandled exception becomes a 500 through them too) and the
+    """Register the error pages (an unhandled exception becomes a 500 through them too) and the
     ``filesize`` template filter."""
-    app.add_url_rule("/", "landing", landing)
     app.register_error_handler(HTTPException, handle_http_error)
     app.jinja_env.filters["filesize"] = human_size

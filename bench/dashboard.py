@@ -159,15 +159,15 @@ def build_app(database_url: str, instance: Path):
     """The application on ``database_url``, migrated, with a signed-in-able dashboard user."""
     from app import create_app
     from app.extensions import db
-    from app.models import Permission, Role, User
-    from app.permissions import HANGFIRE, sync
+    from app.models import Permission, Role, User, sync_permissions
+    from app.permissions import HANGFIRE
 
     app = create_app(app_config(database_url, instance))
     with app.app_context():
         import flask_migrate
 
         flask_migrate.upgrade()
-        sync()
+        sync_permissions()
         role = Role(name="Operators")
         role.permissions = [db.session.scalar(db.select(Permission).where(Permission.name == HANGFIRE))]
         user = User(username=USER, email="bench@example.com", active=True)

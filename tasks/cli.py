@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.extensions import db
-from tasks import api, commands, queries
+from tasks import api, commands, queries, registry
 from tasks.queries import JobFilter
 
 jobs_cli = AppGroup("jobs", help="Background jobs: workers, enqueue, inspect, retry, delete.")
@@ -62,8 +62,8 @@ def enqueue_command(task, args_json, kwargs_json, queue, priority, delay, count)
     args = parse_json(args_json, list, "--args")
     kwargs = parse_json(kwargs_json, dict, "--kwargs")
     try:
-        definition = api.definition(task)
-    except api.UnknownTask as exc:
+        definition = registry.definition(task)
+    except registry.UnknownTask as exc:
         raise click.ClickException(str(exc)) from None
     try:
         for start in range(0, count, 5000):

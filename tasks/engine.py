@@ -20,10 +20,11 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.extensions import db, write_transaction
-from tasks import continuations, ledger, lifecycle, tracing, unique
-from tasks.api import JobDefinition
+from tasks import continuations, ledger, lifecycle, queues, registry, tracing, unique
+from tasks.context import current_context
 from tasks.codec import Delivery, check_arguments, encode_arguments
 from tasks.ledger import NewJob
+from tasks.registry import JobDefinition
 from tasks.transport import Outgoing, Transport, open_huey, transport_url
 
 PENDING_KEY = "jobs_pending_dispatch"
@@ -82,18 +83,16 @@ class JobEngine:
         self.app = app
         self.settings = Settings.from_config(app.config)
         self._huey = open_huey(transport_url(app.config, app.instance_path))
-        self._huey_synced = -1  # api.declarations() when the Huey registry was last brought up to date
+        self._huey_synced = -1  # registry.declarations() when the Huey registry was last brought up to date
         self.transport: Transport = self._huey.storage
         self._declared: set[str] = set()  # queues seen declared in the ledger (cached)
 
     @property
     def huey(self):
         """This engine's Huey instance (its storage is ``transport``), every declared job registered on it."""
-        from tasks import api
-
-        if self._huey_synced != api.declarations():
-            self._huey_synced = api.declarations()
-            for definition in list(api.REGISTRY.values()):
+        if self._huey_synced != registry.declarations():
+            self._huey_synced = registry.declarations()
+            for definition in list(registry.REGISTRY.values()):
                 self._huey.register_job(definition.name, definition.func, definition.retry.attempts - 1,
                                         definition.priority)
         return self._huey
@@ -151,20 +150,16 @@ class JobEngine:
 
     def known_queues(self) -> set[str]:
         """Queues jobs may be sent to: ``JOBS_QUEUES``, every job definition's own, and declared ones."""
-        from tasks import api, queues
-
-        return set(self.settings.default_queues) | {d.queue for d in api.REGISTRY.values()} | \
+        return set(self.settings.default_queues) | {d.queue for d in registry.REGISTRY.values()} | \
             self._declared | set(queues.declared())
 
     def check_queue(self, queue) -> None:
         """Raise ``ValueError`` listing the known queues unless ``queue`` is one of them."""
-        from tasks import api, queues
-
         if not isinstance(queue, str) or not queue or len(queue) > 64:
             raise ValueError(f"queue must be a non-empty name of at most 64 characters, got {queue!r}")
         if queue in self.settings.default_queues or queue in self._declared:
             return
-        if any(d.queue == queue for d in api.REGISTRY.values()) or queue in queues.declared():
+        if any(d.queue == queue for d in registry.REGISTRY.values()) or queue in queues.declared():
             self._declared.add(queue)
             return
         raise ValueError(f"unknown queue {queue!r}; known queues: {', '.join(sorted(self.known_queues()))} "
@@ -245,9 +240,7 @@ def current_tenant() -> str | None:
         from app.tenants import request_tenant
 
         return request_tenant()
-    from tasks.api import _current
-
-    running = _current.get()
+    running = current_context()
     return running.tenant if running is not None else None
 
 

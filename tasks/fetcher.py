@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import replace
 
-from tasks import api, ledger, lifecycle
+from tasks import ledger, lifecycle, registry
 from tasks.codec import PoisonMessage, decode
 from tasks.completer import Completer, Pending, handed_back, poisoned
 from tasks.lifecycle import Transition
@@ -226,7 +226,7 @@ class Fetcher:
             reason = poison.reason
         if delivery is not None and delivery.id != fetched.job_id:
             reason = f"message id {delivery.id!r:.40} doesn't match its transport id"
-        elif delivery is not None and delivery.task not in api.REGISTRY:
+        elif delivery is not None and delivery.task not in registry.REGISTRY:
             reason = f"unknown task {delivery.task!r}: no job is registered under that name"
         elif fetched.redeliveries > MAX_REDELIVERIES:
             reason = (f"worker lost {fetched.redeliveries} times while running this job "
@@ -236,7 +236,7 @@ class Fetcher:
             self.completer.submit(poisoned(fetched.job_id, self.worker_id, reason))
             return None
         attempt = delivery.attempt + fetched.redeliveries  # a lost worker's job runs as the next attempt
-        return Claimed(api.REGISTRY[delivery.task], delivery, attempt, fetched.redeliveries)
+        return Claimed(registry.REGISTRY[delivery.task], delivery, attempt, fetched.redeliveries)
 
     def keep_or_return(self, jobs: list[Claimed], placed: set[str]) -> list[Claimed]:
         """Hand back, unclaimed, jobs that would wait behind busy threads although long or unknown."""

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from tasks import api
+from tasks.context import current_job
 from tasks.ledger import utcnow
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def once(key: str, action: Callable[[], T]) -> T | Any:
         return json.loads(done.result) if done.result else None
     result = action()
     try:
-        job_id = api.current_job().job_id
+        job_id = current_job().job_id
     except RuntimeError:
         job_id = None
     try:

@@ -19,7 +19,9 @@ from flask import Flask
 
 from app.extensions import db
 from app.logs import job_scope
-from tasks import api, tracing
+from tasks import context as job_context
+from tasks import tracing
+from tasks.registry import JobDefinition
 from tasks.codec import Delivery
 from tasks.progress import JobCancelled, JobTimeout, Reporter
 
@@ -31,7 +33,7 @@ log = logging.getLogger("tasks.processor")
 class Claimed:
     """A fetched job the ledger accepted as Processing, on its way to (or in) a thread."""
 
-    definition: api.JobDefinition
+    definition: JobDefinition
     delivery: Delivery
     attempt: int
     redeliveries: int = 0
@@ -83,9 +85,10 @@ class Processor:
         definition, delivery = job.definition, job.delivery
         deadline = time.monotonic() + definition.timeout if definition.timeout else None
         reporter = Reporter(delivery.id, db.engine, deadline)
-        context = api.JobContext(delivery.id, delivery.task, job.attempt, delivery.max_attempts,
-                                 delivery.queue, self.worker_id, reporter=reporter, tenant=delivery.tenant)
-        token = api.running(context)
+        context = job_context.JobContext(delivery.id, delivery.task, job.attempt, delivery.max_attempts,
+                                         delivery.queue, self.worker_id, reporter=reporter,
+                                         tenant=delivery.tenant)
+        token = job_context.running(context)
         try:
             kwargs = dict(delivery.kwargs)
             if definition.wants_context:
@@ -100,7 +103,7 @@ class Processor:
             return FAILED, error
         finally:
             reporter.close()
-            api.stop_running(token)
+            job_context.stop_running(token)
 
     def alarm(self, seconds: float | None):
         """Interrupt the job with ``JobTimeout`` after ``seconds`` (process workers' main thread only)."""

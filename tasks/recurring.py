@@ -32,7 +32,7 @@ from sqlalchemy import String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from tasks import api
+from tasks import registry
 from tasks.codec import check_arguments
 from tasks.ledger import utcnow
 
@@ -112,7 +112,7 @@ def recurring(recurring_id: str, cron: str, tz: str = "UTC", queue: str | None =
         raise ValueError("a recurring job id must be 1 to 100 characters")
 
     def register(fn):
-        definition = api.definition(fn)
+        definition = registry.definition(fn)
         check_arguments(list(args), dict(kwargs or {}), definition.parameter_names())
         definition.check_call(list(args), dict(kwargs or {}))
         DEFINITIONS[recurring_id] = RecurringDefinition(recurring_id, definition.name, cron, tz, queue,
@@ -210,7 +210,7 @@ def sync(now: datetime | None = None) -> dict:
 def sync_one(definition: RecurringDefinition, row: RecurringJob | None, now: datetime) -> str | None:
     """Add or update one definition's row; returns "added", "changed" or None."""
     values = {"task": definition.task, "cron": definition.cron, "timezone": definition.tz,
-              "queue": definition.queue or api.definition(definition.task).queue,
+              "queue": definition.queue or registry.definition(definition.task).queue,
               "args": json.dumps(definition.args), "kwargs": json.dumps(definition.kwargs),
               "misfire": definition.misfire}
     if row is None:
@@ -258,7 +258,7 @@ def fire(row: RecurringJob, now: datetime) -> list[str]:
         return []
     ids: list[str] = []
     try:
-        definition = api.definition(row.task)
+        definition = registry.definition(row.task)
         call = (json.loads(row.args), json.loads(row.kwargs))
         for run in runs:
             ids += current_engine().enqueue_many(definition, [call], queue=row.queue, recurring_id=row.id,
@@ -280,7 +280,7 @@ def trigger(recurring_id: str, by: str | None = None) -> str | None:
     row = db.session.get(RecurringJob, recurring_id)
     if row is None:
         return None
-    ids = current_engine().enqueue_many(api.definition(row.task),
+    ids = current_engine().enqueue_many(registry.definition(row.task),
                                         [(json.loads(row.args), json.loads(row.kwargs))],
                                         queue=row.queue, recurring_id=row.id, enqueued_by=by)
     row.last_run_at, row.last_job_id = utcnow(), ids[0]

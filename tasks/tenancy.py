@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import g, has_app_context
 
-from tasks import api
+from tasks.context import current_context
 
 _SCOPE_KEY = "job_scope"
 
@@ -26,7 +26,7 @@ def current_scope() -> str | None:
     """
     if has_app_context() and _SCOPE_KEY in g:
         return g.get(_SCOPE_KEY)
-    running = api._current.get()
+    running = current_context()
     return running.tenant if running is not None else None
 
 

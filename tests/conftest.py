@@ -13,7 +13,7 @@ from sqlalchemy import text
 from app import create_app
 from app.extensions import db
 from app.models import Role, User
-from app.permissions import sync as sync_permissions
+from app.models import sync_permissions
 from app.permissions import ADMIN_ROLE, HANGFIRE, HANGFIRE_READ_ONLY, USERS
 from tests.helpers.accounts import make_role
 from tests.helpers.ledger import enqueue, failed_job

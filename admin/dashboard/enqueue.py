@@ -17,7 +17,7 @@ from typing import Any
 import tasks
 from admin.dashboard.actions import acting_user
 from admin.dashboard.parameters import Parameter, parameters, type_problems
-from tasks.api import REGISTRY, JobDefinition, UnknownTask
+from tasks.registry import REGISTRY, JobDefinition, UnknownTask
 from tasks.audit import record_audit
 from tasks.codec import ArgumentError
 

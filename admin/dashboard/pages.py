@@ -57,7 +57,7 @@ from admin.dashboard.lists import (
 from app.web import safe_next_url
 from tasks import queries
 from tasks.actions import RECURRING_ACTIONS
-from tasks.api import REGISTRY
+from tasks.registry import REGISTRY
 from tasks.ledger import Job
 from tasks.tenancy import current_scope
 

@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.api import JobDefinition
+from tasks.registry import JobDefinition
 
 #: how a type reads in messages: "a number", "a whole number", …
 NAMES = {int: "a whole number", float: "a number", str: "text", bool: "true or false", list: "a list",

@@ -14,7 +14,7 @@ from flask import url_for
 
 from admin.dashboard.guard import ENDPOINT
 from tasks import queries
-from tasks.api import REGISTRY
+from tasks.registry import REGISTRY
 
 #: hex digits that may be (part of) a job id: 4 or more after a "#", else at least the short id's 8
 ID_LIKE = re.compile(r"[0-9a-f]{4,32}")
