@@ -382,13 +382,13 @@ def recurring_overview() -> list[dict]:
     """Every recurring job with its schedule in words, next run, and last run's state."""
     from tasks.recurring import RecurringJob
 
-    if current_scope() is not None:  # recurring jobs are declared by the host's code
-        return []
-    rows = list(db.session.scalars(select(RecurringJob).order_by(RecurringJob.id)))
+    scope = current_scope()  # a tenant sees its own recurring jobs; the host every one
+    query = select(RecurringJob).order_by(RecurringJob.id)
+    rows = list(db.session.scalars(query if scope is None else query.where(RecurringJob.tenant == scope)))
     last_ids = [r.last_job_id for r in rows if r.last_job_id]
     states = (dict(db.session.execute(select(Job.id, Job.state).where(Job.id.in_(last_ids))).all())
               if last_ids else {})
     return [{"id": r.id, "task": r.task, "cron": r.cron, "description": r.description, "timezone": r.timezone,
              "queue": r.queue, "misfire": r.misfire, "enabled": r.enabled, "next_run_at": r.next_run_at,
              "last_run_at": r.last_run_at, "last_job_id": r.last_job_id,
-             "last_state": states.get(r.last_job_id), "error": r.error} for r in rows]
+             "last_state": states.get(r.last_job_id), "error": r.error, "tenant": r.tenant} for r in rows]

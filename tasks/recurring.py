@@ -35,6 +35,7 @@ from app.extensions import db
 from tasks import registry
 from tasks.codec import check_arguments
 from tasks.ledger import utcnow
+from tasks.tenancy import current_scope
 
 log = logging.getLogger("tasks.recurring")
 
@@ -62,6 +63,8 @@ class RecurringJob(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: the tenant whose jobs its runs are (None: the host's); only that tenant's dashboard lists it
+    tenant: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def description(self) -> str:
@@ -81,6 +84,7 @@ class RecurringDefinition:
     args: list = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
     misfire: str = "relaxed"
+    tenant: str | None = None
 
 
 DEFINITIONS: dict[str, RecurringDefinition] = {}
@@ -105,18 +109,24 @@ def check_schedule(cron: str, tz: str, misfire: str = "relaxed") -> None:
 
 
 def recurring(recurring_id: str, cron: str, tz: str = "UTC", queue: str | None = None, args=(), kwargs=None,
-              misfire: str = "relaxed"):
-    """Declare that a ``@job`` function runs on ``cron`` in zone ``tz`` under id ``recurring_id``."""
+              misfire: str = "relaxed", tenant: str | None = None):
+    """Declare that a ``@job`` function runs on ``cron`` in zone ``tz`` under id ``recurring_id``.
+
+    ``tenant`` (a tenant's name) makes its runs that tenant's jobs; only that tenant's dashboard and
+    the host's list it. Left out, it is the host's.
+    """
     check_schedule(cron, tz, misfire)
     if not recurring_id or len(recurring_id) > 100:
         raise ValueError("a recurring job id must be 1 to 100 characters")
+    if tenant is not None and (not isinstance(tenant, str) or not 0 < len(tenant) <= 64):
+        raise ValueError(f"tenant must be a tenant's name (1 to 64 characters) or None, got {tenant!r}")
 
     def register(fn):
         definition = registry.definition(fn)
         check_arguments(list(args), dict(kwargs or {}), definition.parameter_names())
         definition.check_call(list(args), dict(kwargs or {}))
         DEFINITIONS[recurring_id] = RecurringDefinition(recurring_id, definition.name, cron, tz, queue,
-                                                        list(args), dict(kwargs or {}), misfire)
+                                                        list(args), dict(kwargs or {}), misfire, tenant)
         return fn
 
     return register
@@ -212,7 +222,7 @@ def sync_one(definition: RecurringDefinition, row: RecurringJob | None, now: dat
     values = {"task": definition.task, "cron": definition.cron, "timezone": definition.tz,
               "queue": definition.queue or registry.definition(definition.task).queue,
               "args": json.dumps(definition.args), "kwargs": json.dumps(definition.kwargs),
-              "misfire": definition.misfire}
+              "misfire": definition.misfire, "tenant": definition.tenant}
     if row is None:
         row = RecurringJob(id=definition.id, enabled=True, created_at=now, updated_at=now, **values)
         row.next_run_at = next_run(row.cron, row.timezone, now)
@@ -262,7 +272,7 @@ def fire(row: RecurringJob, now: datetime) -> list[str]:
         call = (json.loads(row.args), json.loads(row.kwargs))
         for run in runs:
             ids += current_engine().enqueue_many(definition, [call], queue=row.queue, recurring_id=row.id,
-                                                 occurrence=run)
+                                                 occurrence=run, tenant=row.tenant)
         if ids:
             db.session.execute(update(RecurringJob).where(RecurringJob.id == row.id)
                                .values(last_run_at=runs[-1], last_job_id=ids[-1], error=None))
@@ -275,14 +285,23 @@ def fire(row: RecurringJob, now: datetime) -> list[str]:
     return ids
 
 
+def visible(recurring_id: str) -> RecurringJob | None:
+    """The recurring job ``recurring_id`` if it exists and is in the current scope (a tenant's dashboard
+    sees only that tenant's; the host every one), else None."""
+    row = db.session.get(RecurringJob, recurring_id)
+    scope = current_scope()
+    return row if row is not None and (scope is None or row.tenant == scope) else None
+
+
 def trigger(recurring_id: str, by: str | None = None) -> str | None:
     """Run a recurring job now, outside its schedule; returns the job id (None if unknown)."""
-    row = db.session.get(RecurringJob, recurring_id)
+    row = visible(recurring_id)
     if row is None:
         return None
     ids = current_engine().enqueue_many(registry.definition(row.task),
                                         [(json.loads(row.args), json.loads(row.kwargs))],
-                                        queue=row.queue, recurring_id=row.id, enqueued_by=by)
+                                        queue=row.queue, recurring_id=row.id, enqueued_by=by,
+                                        tenant=row.tenant)
     row.last_run_at, row.last_job_id = utcnow(), ids[0]
     db.session.commit()
     return ids[0]
@@ -290,7 +309,7 @@ def trigger(recurring_id: str, by: str | None = None) -> str | None:
 
 def set_enabled(recurring_id: str, enabled: bool, now: datetime | None = None) -> bool:
     """Enable or disable a recurring job (persisted); re-enabling resumes from now. False if unknown."""
-    row = db.session.get(RecurringJob, recurring_id)
+    row = visible(recurring_id)
     if row is None:
         return False
     now = now or utcnow()
@@ -303,6 +322,8 @@ def set_enabled(recurring_id: str, enabled: bool, now: datetime | None = None) -
 
 def remove(recurring_id: str) -> bool:
     """Delete a recurring job row (a later sync re-creates it if the code still declares it)."""
+    if visible(recurring_id) is None:
+        return False
     removed = db.session.execute(delete(RecurringJob).where(RecurringJob.id == recurring_id)).rowcount
     db.session.commit()
     return bool(removed)

@@ -35,6 +35,10 @@ from tasks.recovery import Maintenance
 
 log = logging.getLogger("tasks.server")
 
+#: At shutdown, how long a process may take to write what it owes the ledger, once for the outcomes of
+#: finished jobs and once for the hand-backs (the parent of process workers waits for both).
+SHUTDOWN_WRITE_SECONDS = 10.0
+
 
 def new_worker_id() -> str:
     """``host:pid:random`` — unique per process start."""
@@ -66,6 +70,8 @@ class Pipeline:
         self.maintenance = (Maintenance(self.app, self.transport, self.completer, self.worker_id,
                                         self.settings) if maintenance else None)
         self.runners: list[threading.Thread] = []
+        self.retiring = threading.Lock()  # a process worker's watchdog and main thread may both retire it
+        self.retired = False
 
     def dead_letter(self, job_id: str, reason: str) -> None:
         """Record a message without a ledger row as a Failed job."""
@@ -119,16 +125,26 @@ class Pipeline:
         self.hand_back_and_retire()
 
     def hand_back_and_retire(self) -> None:
-        """Write what is queued, return what is still in flight to its queue, leave the registry."""
+        """Write what is queued, return what is still in flight to its queue, leave the registry (once;
+        a second caller waits for the first)."""
         self.stopping.set()
-        self.completer.flush(self.settings.shutdown_grace)
+        with self.retiring:
+            if not self.retired:
+                self.retire()
+            self.retired = True
+
+    def retire(self) -> None:
+        """Flush outcomes, hand back what is in flight, record the hand-backs, leave the registry."""
+        # outcomes first: a finished job's message stays in flight until its outcome is committed,
+        # and handing it back would run it again
+        self.completer.flush(SHUTDOWN_WRITE_SECONDS)
         try:
             left = self.transport.inflight(self.worker_id)
             moved = self.transport.hand_back(self.worker_id, left) if left else []
             for job_id in moved:
                 self.completer.submit(handed_back(job_id, self.worker_id,
                                                   f"Handed back by {self.worker_id} at shutdown"))
-            self.completer.stop(10)
+            self.completer.stop(SHUTDOWN_WRITE_SECONDS)
             self.heartbeat.stop()
             self.transport.retire(self.worker_id)
         except Exception:  # noqa: BLE001 - recovery by live workers covers what we couldn't do
@@ -196,7 +212,9 @@ class JobServer:
         for child in children:
             if child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + settings.shutdown_grace + 10  # a child hands back after its grace
+        # a child hands back after its grace, then writes (outcomes, hand-backs) for up to twice
+        # SHUTDOWN_WRITE_SECONDS; killing it sooner would leave its jobs Processing until recovery
+        deadline = time.monotonic() + settings.shutdown_grace + 2 * SHUTDOWN_WRITE_SECONDS + 5
         for child in children:
             child.join(max(0.0, deadline - time.monotonic()))
             if child.is_alive():

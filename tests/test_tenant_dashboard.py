@@ -13,7 +13,7 @@ import tasks
 
 from app.permissions import ADMIN_ROLE, HANGFIRE
 from tasks import lifecycle
-from tests.helpers.ledger import enqueue, failed_job, job_state
+from tests.helpers.ledger import enqueue, failed_job, job_state, load_job
 from tests.helpers.web import bearer_token, csrf_for, sign_in
 from tests.test_cli_accounts import ok, run
 from tests.test_engine import wait_state
@@ -207,3 +207,73 @@ def test_host_pages_show_the_tenant_and_tenant_pages_dont(app, ann, world):
     own = ann.get("/hangfire/jobs/failed").get_data(True)
     assert 'id="f-tenant"' not in own and "hf-tenant" not in own
     assert "job-tenant" not in ann.get(f"/hangfire/job/{world['acme_failed']}").get_data(True)
+
+
+@pytest.fixture
+def tenant_recurring(app, world, nightly):
+    """Recurring jobs declared for acme and for globex, beside the host's ``nightly``; returns their ids."""
+    from tasks import recurring
+    from tests.jobs import recurring_tick
+
+    ids = {tenant: f"{tenant}.digest" for tenant in ("acme", "globex")}
+    for tenant, recurring_id in ids.items():
+        recurring.recurring(recurring_id, cron="0 6 * * *", tenant=tenant)(recurring_tick)
+    with app.app_context():
+        assert recurring.sync()["errors"] == {}
+    yield ids
+    for recurring_id in ids.values():
+        recurring.DEFINITIONS.pop(recurring_id, None)
+
+
+def test_a_tenant_lists_and_acts_on_its_own_recurring_jobs_only(app, ann, ann_api, tenant_recurring, nightly):
+    listed = ann_api("get", f"{API}/recurring").get_json()["recurring"]
+    assert [row["id"] for row in listed] == ["acme.digest"]
+    page = ann.get("/hangfire/recurring").get_data(True)
+    assert "acme.digest" in page and "globex.digest" not in page and nightly not in page
+    assert ann_api("get", f"{API}/stats").get_json()["recurring"] == 1
+    for foreign in ("globex.digest", nightly):
+        assert ann_api("post", f"{API}/recurring/{foreign}/trigger").status_code == 404
+        assert ann_api("post", f"{API}/recurring/{foreign}/delete").status_code == 404
+    bulk = ann_api("post", f"{API}/recurring/actions/disable", json={"ids": ["globex.digest", nightly]})
+    assert bulk.status_code == 404
+    triggered = ann_api("post", f"{API}/recurring/acme.digest/trigger")
+    assert triggered.status_code == 200
+    job = ann_api("get", f"{API}/jobs", query_string={"recurring": "acme.digest"}).get_json()["jobs"]
+    assert [row["tenant"] for row in job] == ["acme"]
+    root = sign_in(app, "root")
+    every = {row["id"]: row for row in root.get(f"{API}/recurring").get_json()["recurring"]}
+    assert {"acme.digest", "globex.digest", nightly} <= set(every)
+    assert (every["globex.digest"]["tenant"], every[nightly]["tenant"]) == ("globex", None)
+    assert all(row["enabled"] for row in every.values())  # none of ann's refused actions took
+
+
+def test_runs_of_a_tenants_recurring_job_are_that_tenants_jobs(app, tenant_recurring):
+    from datetime import timedelta
+
+    from app.extensions import db
+    from tasks import recurring
+    from tasks.ledger import utcnow
+
+    with app.app_context():
+        started = recurring.run_due(utcnow() + timedelta(days=2))
+        rows = {tenant: db.session.get(recurring.RecurringJob, recurring_id)
+                for tenant, recurring_id in tenant_recurring.items()}
+        owners = {row.last_job_id: tenant for tenant, row in rows.items()}
+    assert set(owners) <= set(started)
+    for job_id, tenant in owners.items():
+        assert load_job(app, job_id).tenant == tenant
+
+
+def test_host_pages_name_the_tenant_of_a_recurring_job(app, ann, tenant_recurring):
+    page = sign_in(app, "root").get("/hangfire/recurring").get_data(True)
+    assert 'data-testid="recurring-tenant">acme<' in page and 'data-testid="recurring-tenant">globex<' in page
+    assert "recurring-tenant" not in ann.get("/hangfire/recurring").get_data(True)
+
+
+def test_a_recurring_job_with_a_bad_tenant_name_is_refused_at_declaration():
+    from tasks.recurring import recurring
+    from tests.jobs import recurring_tick
+
+    for bad in ("", "x" * 65, 7):
+        with pytest.raises(ValueError, match="tenant"):
+            recurring("bad.tenant", cron="0 6 * * *", tenant=bad)(recurring_tick)

@@ -42,7 +42,8 @@ AUDIT = obj(entries=array_of(AUDIT_ENTRY), next_cursor=nullable(INTEGER))
 RECURRING = obj(recurring=array_of(obj(id=STRING, task=STRING, cron=STRING, timezone=STRING, enabled=BOOLEAN,
                                        next_run_at=NULLABLE_TIME, last_run_at=NULLABLE_TIME,
                                        last_job_id=nullable(STRING), last_state=nullable(STRING),
-                                       error=nullable(STRING), required=["id", "task", "cron", "enabled"])))
+                                       error=nullable(STRING), tenant=nullable(STRING),
+                                       required=["id", "task", "cron", "enabled"])))
 SEARCH = obj(go=nullable(STRING), suggestions=array_of(obj(label=STRING, detail=STRING, url=STRING)))
 INDEX = obj(endpoints=array_of(STRING), read_only=BOOLEAN)
 

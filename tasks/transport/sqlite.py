@@ -49,6 +49,10 @@ SCHEMA = [
 IDLE_LOOKS = (0.002, 0.025)  # first and longest sleep between looks (the sleep grows by half each time)
 
 
+#: Connections a forked process inherited (see ``SqliteTransport._connection``); never used or closed.
+INHERITED: list[sqlite3.Connection] = []
+
+
 class SqliteTransport(HueyQueueAPI, SqliteStorage):
     """Huey's SQLite storage with reliable fetch, on one file shared by every process on the machine."""
 
@@ -71,6 +75,10 @@ class SqliteTransport(HueyQueueAPI, SqliteStorage):
         """This thread's connection, opened by Huey (a forked child opens its own)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
+            if conn is not None:
+                # A connection from before a fork: keep it, never close it here. Closing it would drop
+                # this process's POSIX locks on the file, those of its own new connection included.
+                INHERITED.append(conn)
             conn = self._create_connection()
             conn.execute("pragma synchronous=normal")
             self._local.conn, self._local.pid = conn, os.getpid()
