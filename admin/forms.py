@@ -27,7 +27,9 @@ class CheckboxOption:
     """One checkbox: submitted value, visible label, state, and the exclusive choices beside it.
 
     ``locked`` shows the box disabled (the editor may not change it); a locked, ticked box is
-    still submitted (a hidden input), so saving the form keeps it.
+    still submitted (a hidden input), so saving the form keeps it. ``owner`` says which pick of the
+    form's Tenant field may have it: "" any, "host" the host only, else one tenant's id
+    (``static/admin/admin.js`` hides and unticks the others when the pick changes).
     """
 
     value: str
@@ -37,6 +39,7 @@ class CheckboxOption:
     locked: bool = False
     submit_locked: bool = True
     alternatives: list["CheckboxOption"] = dataclass_field(default_factory=list)
+    owner: str = ""
 
 
 class CheckboxGroupsWidget:
@@ -65,13 +68,15 @@ class CheckboxGroupsWidget:
 
     def render_choice(self, field: Any, option: CheckboxOption) -> str:
         """One checkbox, or an exclusive choice: the option and its alternatives on one line."""
+        owner = f' data-owner="{escape(option.owner)}"' if option.owner else ""
         if not option.alternatives:
-            return f'<div class="form-check">{self.render_box(field, option)}</div>'
+            return f'<div class="form-check"{owner}>{self.render_box(field, option)}</div>'
         group = f"{field.id}-{option.value}-choice"
         boxes = "".join(f'<div class="form-check form-check-inline">{self.render_box(field, box, group)}'
                         '</div>' for box in [option, *option.alternatives])
-        return (f'<div class="exclusive-choice mb-1" role="group" data-choice="{escape(group)}">{boxes}'
-                '<small class="form-text text-muted mt-0">Tick one, or neither for no access.</small></div>')
+        return (f'<div class="exclusive-choice mb-1" role="group" data-choice="{escape(group)}"{owner}>'
+                f'{boxes}<small class="form-text text-muted mt-0">Tick one, or neither for no access.</small>'
+                '</div>')
 
     def render_box(self, field: Any, option: CheckboxOption, group: str = "") -> str:
         """The input, its hidden stand-in when locked and ticked, and its label."""
@@ -108,12 +113,17 @@ class CheckboxListField(QuerySelectMultipleField):
         """True when the editor may not tick or untick ``obj`` (default: every box is free)."""
         return False
 
+    def owner_of(self, obj: Any) -> str:
+        """Which pick of the form's Tenant field may have ``obj`` (see ``CheckboxOption.owner``; default
+        any)."""
+        return ""
+
     def option(self, pk: str, obj: Any, label: str | None = None) -> CheckboxOption:
         """The checkbox of ``obj`` (label from ``get_label`` unless given)."""
         full_label = str(self.get_label(obj))
         return CheckboxOption(value=pk, label=label or full_label, checked=obj in (self.data or ()),
                               title=full_label, locked=self.all_locked or self.is_locked(obj),
-                              submit_locked=not self.all_locked)
+                              submit_locked=not self.all_locked, owner=self.owner_of(obj))
 
     def option_groups(self) -> list[tuple[str, list[CheckboxOption]]]:
         """``[(group name, options)]`` to render."""
@@ -314,9 +324,13 @@ def tenant_query():
 
 
 def tenant_picker() -> QuerySelectField:
-    """Which tenant a new row belongs to; blank is the host."""
-    return QuerySelectField("Tenant", query_factory=tenant_query, get_label="name", allow_blank=True,
-                            blank_text="(host)", description="Blank: the host. This can't be changed later.")
+    """Which tenant a new row belongs to; blank is the host. It comes first on the form: the roles and
+    permissions offered below it depend on it."""
+    picker = QuerySelectField("Tenant", query_factory=tenant_query, get_label="name", allow_blank=True,
+                              blank_text="(host)", render_kw={"data-tenant-picker": ""},
+                              description="Blank: the host. This can't be changed later.")
+    picker.creation_counter = -1  # WTForms orders fields by creation: this one before the inherited ones
+    return picker
 
 
 class HostRoleForm(RoleForm):

@@ -268,6 +268,9 @@ class RoleView(TenantScopedView):
         doesn't offer host-only permissions."""
         mine = held(current_user)
         form.permissions.is_locked = lambda permission: permission.name not in mine
+        if hasattr(form, "tenant"):  # a host editor's create form: a tenant's role holds no host-only one
+            host_only = host_only_names()
+            form.permissions.owner_of = lambda permission: "host" if permission.name in host_only else ""
         if obj is not None or editor_tenant_id() is not None:
             owner = obj.tenant_id if obj is not None else editor_tenant_id()
             form.permissions.query_factory = lambda: permissions_for(owner)
@@ -346,6 +349,8 @@ class UserView(TenantScopedView):
         owner, everyone = getattr(form, "owner_tenant_id", None), hasattr(form, "tenant")
         form.roles.query_factory = lambda: roles_for(owner, everyone)
         form.roles.get_label = role_label
+        if everyone:  # a host editor's create form: a user may hold only the picked tenant's roles
+            form.roles.owner_of = lambda role: str(role.tenant_id) if role.tenant_id is not None else "host"
         return form
 
     def create_form(self, obj: Any = None):

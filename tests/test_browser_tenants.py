@@ -243,16 +243,44 @@ def test_a_host_admin_creates_a_tenant_role_holding_the_dashboard(app, root, acm
     assert role_permissions(app, "Operators", acme) == {HANGFIRE}
 
 
-def test_a_tenant_role_asking_for_a_host_only_permission_is_refused(app, root, acme, new_page):
+def test_the_role_form_offers_host_only_permissions_for_a_host_role_only(root, acme, new_page):
+    page = new_page()
+    sign_in_to(page, "", root)
+    page.goto("/admin/role/new/")
+    outbox = page.get_by_label(REGISTRY[OUTBOX].display_name, exact=True)
+    outbox.check()  # the host is picked at first: a host role may hold it
+    pick_tenant(page, acme)
+    expect(outbox).to_be_hidden()
+    expect(outbox).not_to_be_checked()  # unticked, so not submitted
+    expect(page.get_by_label("Hangfire Dashboard", exact=True)).to_be_visible()
+    pick_tenant(page, "(host)")
+    expect(outbox).to_be_visible()
+
+
+def test_a_tenant_role_forced_to_hold_a_host_only_permission_is_refused(app, root, acme, new_page):
     page = new_page()
     sign_in_to(page, "", root)
     page.goto("/admin/role/new/")
     form_field(page, "Name").fill("Sneaky")
     pick_tenant(page, acme)
-    page.get_by_label(REGISTRY[OUTBOX].display_name, exact=True).check()  # the host's form offers it
+    outbox = page.get_by_label(REGISTRY[OUTBOX].display_name, exact=True)
+    outbox.evaluate("box => { box.disabled = false; box.checked = true; }")  # past the form, as a forger
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("A tenant's role can't hold host-only permissions")).to_be_visible()
     assert role_permissions(app, "Sneaky", acme) is None
+
+
+def test_the_user_form_offers_the_picked_tenants_roles_only(root, acme, operators, new_page):
+    page = new_page()
+    sign_in_to(page, "", root)
+    page.goto("/admin/user/new/")
+    host_admin = page.get_by_label(ADMIN_ROLE, exact=True)
+    tenant_operators = page.get_by_label(f"{acme}: {operators}", exact=True)
+    expect(host_admin).to_be_visible()
+    expect(tenant_operators).to_be_hidden()
+    pick_tenant(page, acme)
+    expect(host_admin).to_be_hidden()
+    expect(tenant_operators).to_be_visible()
 
 
 def test_a_tenant_roles_form_offers_no_host_only_permission(root, operators, new_page):

@@ -155,7 +155,7 @@ def test_sigterm_past_the_grace_period_hands_jobs_back(fault_config, app, start_
     wait_for(lambda: len(starts(app)) == 2, message="both jobs running")
     worker.signal(signal.SIGTERM)
     worker.process.wait(60)  # a slow machine may need the whole shutdown write budget
-    assert counts_by_state(app, ids) == {lifecycle.ENQUEUED: 2}
+    assert counts_by_state(app, ids) == {lifecycle.ENQUEUED: 2}, worker.output()[-4000:]
     assert transport_of(app).holds(ids) == set(ids)
     start_worker(concurrency=2)
     wait_for(lambda: all_succeeded(app, ids), timeout=30)
