@@ -24,8 +24,9 @@ metric                                     meaning
 The worker gauges are left out while the transport doesn't answer (unknown, not zero).
 
 Access: ``Authorization: Bearer <METRICS_TOKEN>`` (compared in constant time), or a signed-in
-user (session or API token) the dashboard's authorization chain lets in. Anonymous callers get
-401, other signed-in users 403, both as JSON.
+host user (session or API token) the dashboard's authorization chain lets in. Anonymous callers get
+401, other signed-in users 403 (a tenant's users too: the figures count every tenant's jobs), both
+as JSON.
 """
 from __future__ import annotations
 
@@ -138,6 +139,8 @@ def refusal() -> Response | None:
     if metrics_token_matches():
         return None
     decision = current_decision()
+    if decision.allowed and decision.tenant is not None:  # the figures count every tenant's jobs
+        return json_error(403, "the metrics count every tenant's jobs: only host users see them")
     return None if decision.allowed else refuse_decision(decision, api=True)
 
 

@@ -277,3 +277,14 @@ def test_a_recurring_job_with_a_bad_tenant_name_is_refused_at_declaration():
     for bad in ("", "x" * 65, 7):
         with pytest.raises(ValueError, match="tenant"):
             recurring("bad.tenant", cron="0 6 * * *", tenant=bad)(recurring_tick)
+
+
+def test_the_metrics_count_every_tenant_so_tenant_users_are_refused_them(app, ann, ann_api, world):
+    assert ann.get("/hangfire/metrics").status_code == 403
+    assert ann_api("get", f"{API}/metrics").status_code == 403
+    scrape = ann_api("get", "/metrics")
+    assert scrape.status_code == 403 and "host users" in scrape.get_json()["error"]
+    assert 'href="/hangfire/metrics"' not in ann.get("/hangfire/").get_data(True)
+    root = sign_in(app, "root")
+    assert root.get("/hangfire/metrics").status_code == 200 and root.get("/metrics").status_code == 200
+    assert 'href="/hangfire/metrics"' in root.get("/hangfire/").get_data(True)

@@ -46,7 +46,7 @@ from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.lists import FILTER_PARAMS, BadListQuery, api_list_query, is_job_id
 from admin.dashboard.live import live, queue_rows, server_rows
-from admin.dashboard.metrics import WINDOWS, UnknownWindow, metrics_page
+from admin.dashboard.metrics import HOST_ONLY, WINDOWS, UnknownWindow, metrics_page
 from admin.dashboard.schemas import (ACTION_BODY, ACTION_DONE, AUDIT, AUDIT_QUERY, BAD_REQUEST,
                                      BULK_STARTED, ENQUEUED, FIELD_ERRORS, IDS_BODY, INDEX,
                                      JOB_ACTION, JOB_DETAIL, JOB_FILTERS, JOB_PAGE, NO_ACTION, NO_JOB,
@@ -60,6 +60,7 @@ from app.openapi.registry import ANY, documented, enum
 from app.openapi.registry import Response as Answer
 from tasks import queries
 from tasks.actions import JOB_ACTIONS, RECURRING_ACTIONS
+from tasks.tenancy import current_scope
 
 ENDPOINTS = ["GET stats", "GET jobs", "GET jobs/<id>", "GET queues", "GET servers", "GET audit",
              "GET recurring", "GET search?q=", "GET metrics?window=hour|day|week", "POST jobs",
@@ -263,8 +264,10 @@ class HangfireApiView(DashboardView):
         "duration_p50_s", "duration_p95_s", "duration_mean_s", "queue_wait_p95_s",
         "queue_wait_mean_s": float|null, "series": {"runs": [int], "failures": [int]}}]}``
         (runs are attempts that ended; failures the attempts that raised; a series has one count
-        per slot, oldest first).
+        per slot, oldest first). Host users only: 403 for a tenant's.
         """
+        if current_scope() is not None:
+            raise ApiError(403, HOST_ONLY)
         try:
             return jsonify(metrics_page(request.args.get("window")).as_json())
         except UnknownWindow as exc:

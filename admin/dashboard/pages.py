@@ -40,7 +40,7 @@ from admin.dashboard.export import FORMATS, export_response
 from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.live import live, queue_rows, server_rows
-from admin.dashboard.metrics import WINDOWS, UnknownWindow, metrics_page
+from admin.dashboard.metrics import HOST_ONLY, WINDOWS, UnknownWindow, metrics_page
 from admin.dashboard.search import destination
 from admin.dashboard.lists import (
     FILTER_LABELS,
@@ -274,7 +274,10 @@ class HangfireDashboardView(DashboardView):
 
     @expose("/metrics")
     def metrics(self):
-        """Per task over the last hour, day or week: runs, failures, run times, queue waits, a chart."""
+        """Per task over the last hour, day or week: runs, failures, run times, queue waits, a chart (host
+        users only: 403 for a tenant's)."""
+        if current_scope() is not None:
+            abort(403, HOST_ONLY)
         try:
             figures = metrics_page(request.args.get("window"))
         except UnknownWindow as exc:
