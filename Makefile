@@ -54,10 +54,12 @@ test-postgres:
 bench: install-dev
 	$(BIN)/python -m bench.engine --faults
 
-## Dashboard latency, search and pruning over ROWS seeded jobs (SQLite and PostgreSQL)
+## Dashboard latency, search and pruning over ROWS seeded jobs (SQLite and PostgreSQL); TENANTS=100
+## spreads them over 100 tenants and measures as one tenant's user
 ROWS ?= 1000000
+TENANTS ?= 0
 bench-dashboard: install-dev
-	$(BIN)/python -m bench.dashboard --rows $(ROWS)
+	$(BIN)/python -m bench.dashboard --rows $(ROWS) --tenants $(TENANTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache instance

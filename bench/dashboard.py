@@ -15,6 +15,10 @@ reports storage per job. It also seeds a week of job metric rows (as the leader'
 5 busy seconds not folded yet) and times the Prometheus scrape (``/metrics``), the Metrics page (each
 window) and its JSON.
 
+``--tenants N`` spreads the seeded jobs over N tenants and times the same requests as a user of one of
+them (``JOBS_DASHBOARD_TENANTS`` on: every list, count and search is scoped to that tenant); the host
+user's metrics requests answer 403 there and pruning is not repeated.
+
 Prints a table (p50, p95, max in ms, PASS/FAIL against the issue's p95 < 100 ms) and writes
 every figure as JSON. Not a test: nothing here asserts. The embedded SQLite transport is
 used (no Redis needed); the transport is not what is measured.
@@ -49,6 +53,8 @@ WINDOW_NAMES = ("hour", "day", "week")
 #: unfolded metric rows seeded: what a busy fleet writes between two folds (5 s, about 20 batches a
 #: second, 4 rows each)
 RAW_METRIC_ROWS = 5 * 20 * 4
+#: in a ``--tenants`` run, the tenant whose user is signed in
+SCOPED_TENANT = bench_seed.tenant_name(7)
 
 
 def log(message: str) -> None:
@@ -113,15 +119,17 @@ def seed_metrics(conn, now: datetime, rng: random.Random) -> int:
     return written + len(raw)
 
 
-def seed(app, rows: int) -> dict:
-    """Seed ``rows`` jobs with set-based SQL (``bench.seed``); returns timing and a few ids to open."""
+def seed(app, rows: int, tenants: int = 0) -> dict:
+    """Seed ``rows`` jobs with set-based SQL (``bench.seed``), over ``tenants`` tenants if any; returns
+    timing and a few ids to open (of the scoped tenant, in a tenant run)."""
     from sqlalchemy import insert, text
 
     from app.extensions import db
     from tasks import ledger
 
     now = ledger.utcnow()
-    seconds = bench_seed.seed(app, rows, now, log)
+    seconds = bench_seed.seed(app, rows, now, log, tenants)
+    mine = " AND tenant = :tenant" if tenants else ""
     rng = random.Random(7)
     with app.app_context():
         with db.engine.begin() as conn:
@@ -129,8 +137,9 @@ def seed(app, rows: int) -> dict:
             metric_rows = seed_metrics(conn, now, rng)
             week_ms = int(ledger.to_epoch(now) * 1000) - 7 * 86400 * 1000
             starts = [f"{week_ms + rng.randrange(7 * 86400 * 1000):012x}" for _ in range(60)]
-            sample_ids = [conn.execute(text("SELECT min(id) FROM jobs WHERE id >= :start"),
-                                       {"start": start}).scalar() for start in starts]
+            first_after = text(f"SELECT min(id) FROM jobs WHERE id >= :start{mine}")
+            sample_ids = [conn.execute(first_after, {"start": start, "tenant": SCOPED_TENANT}).scalar()
+                          for start in starts]
         settle(db.engine)
     return {"rows": rows, "seconds": round(seconds, 1), "sample_ids": [i for i in sample_ids if i],
             "metric_rows": metric_rows}
@@ -148,29 +157,31 @@ def settle(engine) -> None:
 
 # --- the application and the user ------------------------------------------------------------
 
-def app_config(database_url: str, instance: Path) -> dict:
-    """The configuration of the measured application."""
+def app_config(database_url: str, instance: Path, tenants: bool = False) -> dict:
+    """The configuration of the measured application (tenant users let in when ``tenants``)."""
     return {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": None, "INSTANCE_PATH": str(instance),
             "SECRET_KEY": "bench-" + secrets.token_hex(24), "LOG_LEVEL": "WARNING",
-            "WTF_CSRF_ENABLED": False, "APP_ENV": "testing"}
+            "WTF_CSRF_ENABLED": False, "APP_ENV": "testing", "JOBS_DASHBOARD_TENANTS": tenants}
 
 
-def build_app(database_url: str, instance: Path):
-    """The application on ``database_url``, migrated, with a signed-in-able dashboard user."""
+def build_app(database_url: str, instance: Path, tenants: bool = False):
+    """The application on ``database_url``, migrated, with a signed-in-able dashboard user (of
+    ``SCOPED_TENANT`` when ``tenants``)."""
     from app import create_app
     from app.extensions import db
-    from app.models import Permission, Role, User, sync_permissions
+    from app.models import Permission, Role, Tenant, User, sync_permissions
     from app.permissions import HANGFIRE
 
-    app = create_app(app_config(database_url, instance))
+    app = create_app(app_config(database_url, instance, tenants))
     with app.app_context():
         import flask_migrate
 
         flask_migrate.upgrade()
         sync_permissions()
-        role = Role(name="Operators")
+        tenant = Tenant(name=SCOPED_TENANT) if tenants else None
+        role = Role(name="Operators", tenant=tenant)
         role.permissions = [db.session.scalar(db.select(Permission).where(Permission.name == HANGFIRE))]
-        user = User(username=USER, email="bench@example.com", active=True)
+        user = User(username=USER, email="bench@example.com", active=True, tenant=tenant)
         user.set_password(PASSWORD)
         user.roles.append(role)
         db.session.add_all([role, user])
@@ -178,10 +189,10 @@ def build_app(database_url: str, instance: Path):
     return app
 
 
-def signed_in_client(app):
-    """A test client signed in through the login form."""
+def signed_in_client(app, tenant: str = ""):
+    """A test client signed in through the login form (to ``tenant``; blank: the host)."""
     client = app.test_client()
-    response = client.post("/login", data={"username": USER, "password": PASSWORD})
+    response = client.post("/login", data={"username": USER, "password": PASSWORD, "tenant": tenant})
     if response.status_code != 302:
         raise RuntimeError(f"login failed: {response.status_code}")
     return client
@@ -200,8 +211,9 @@ def rare_failed(rows: int) -> str:
     return needle(rows, 5)
 
 
-def endpoints(client, sample_ids: list[str], rows: int) -> list[tuple[str, list[str]]]:
-    """(name, URLs to cycle through) for every measured request."""
+def endpoints(client, sample_ids: list[str], rows: int, host: bool = True) -> list[tuple[str, list[str]]]:
+    """(name, URLs to cycle through) for every measured request (a tenant's user: none of the metrics,
+    which are the host's)."""
     lists = ["enqueued", "scheduled", "processing", "succeeded", "failed", "deleted", "awaiting", "retries",
              "all"]
     first = client.get("/hangfire/api/jobs?state=Failed&limit=20").get_json()
@@ -215,8 +227,10 @@ def endpoints(client, sample_ids: list[str], rows: int) -> list[tuple[str, list[
               ("search failed, common (error)", [f"/hangfire/jobs/failed?q=reach+{COMMON_TERM}"]),
               ("job detail", [f"/hangfire/job/{job_id}" for job_id in sample_ids[:50]]),
               ("stats JSON", ["/hangfire/api/stats"]),
-              ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"]),
-              ("metrics scrape (/metrics)", ["/metrics"]),
+              ("list JSON (Failed, 50)", ["/hangfire/api/jobs?state=Failed&limit=50"])]
+    if not host:
+        return named
+    named += [("metrics scrape (/metrics)", ["/metrics"]),
               ("metrics page (hour/day/week)", [f"/hangfire/metrics?window={w}" for w in WINDOW_NAMES]),
               ("metrics JSON (week)", ["/hangfire/api/metrics?window=week"])]
     return named
@@ -245,28 +259,36 @@ def measure(client, urls: list[str], samples: int, warmup: int = 3) -> dict:
             "pass": p95 < TARGET_P95_MS and statuses == {200}}
 
 
-def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples: int, only: str = "") -> dict:
-    """Seed one database and time every endpoint on it."""
+def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples: int, only: str = "",
+                tenants: int = 0) -> dict:
+    """Seed one database and time every endpoint on it (as ``SCOPED_TENANT``'s user over ``tenants``
+    tenants, if any; then without pruning)."""
     log(f"{name}: migrating")
-    app = build_app(database_url, workdir / f"instance-{name}")
-    log(f"{name}: seeding {rows:,} jobs")
-    seeded = seed(app, rows)
+    app = build_app(database_url, workdir / f"instance-{name}", bool(tenants))
+    log(f"{name}: seeding {rows:,} jobs" + (f" over {tenants} tenants" if tenants else ""))
+    seeded = seed(app, rows, tenants)
     log(f"{name}: seeded in {seeded['seconds']} s; measuring")
-    client = signed_in_client(app)
+    client = signed_in_client(app, SCOPED_TENANT if tenants else "")
+    visible = sum(client.get("/hangfire/api/stats").get_json()["states"].values())
+    log(f"{name}: the signed-in user sees {visible:,} jobs")  # a tenant's share in a tenant run
     results = {}
-    for label, urls in endpoints(client, seeded["sample_ids"], rows):
+    for label, urls in endpoints(client, seeded["sample_ids"], rows, host=not tenants):
         if only not in label:
             continue
         results[label] = measure(client, urls, samples)
         log(f"  {label:32s} p50 {results[label]['p50_ms']:8.1f} ms   p95 {results[label]['p95_ms']:8.1f} ms")
-    log(f"{name}: pruning")
-    pruning = bench_prune.measure(app, app_config(database_url, workdir / f"instance-{name}"),
-                                  (USER, PASSWORD), log)
+    if tenants:
+        pruning = None
+    else:
+        log(f"{name}: pruning")
+        pruning = bench_prune.measure(app, app_config(database_url, workdir / f"instance-{name}"),
+                                      (USER, PASSWORD), log)
     with app.app_context():
         from app.extensions import db
 
         db.engine.dispose()
-    return {"seed_seconds": seeded["seconds"], "metric_rows": seeded["metric_rows"], "endpoints": results,
+    return {"seed_seconds": seeded["seconds"], "metric_rows": seeded["metric_rows"], "visible_jobs": visible,
+            "endpoints": results,
             "pruning": pruning}
 
 
@@ -274,7 +296,9 @@ def run_backend(name: str, database_url: str, workdir: Path, rows: int, samples:
 
 def table(report: dict) -> str:
     """The results as a fixed-width table."""
-    lines = [f"{'database':10s} {'request':34s} {'p50 ms':>9s} {'p95 ms':>9s} {'max ms':>9s}  target p95<100"]
+    lines = [f"as the user of {report['scope']}" + (f" (jobs over {report['tenants']} tenants)"
+                                                    if report.get("tenants") else ""),
+             f"{'database':10s} {'request':34s} {'p50 ms':>9s} {'p95 ms':>9s} {'max ms':>9s}  target p95<100"]
     for backend, result in report["backends"].items():
         if "skipped" in result:
             lines.append(f"{backend:10s} skipped: {result['skipped']}")
@@ -283,7 +307,8 @@ def table(report: dict) -> str:
             verdict = "PASS" if figures["pass"] else "FAIL"
             lines.append(f"{backend:10s} {label:34s} {figures['p50_ms']:9.1f} {figures['p95_ms']:9.1f} "
                          f"{figures['max_ms']:9.1f}  {verdict}")
-        lines.append(f"{backend:10s} (seeded {report['rows']:,} jobs in {result['seed_seconds']} s)")
+        lines.append(f"{backend:10s} (seeded {report['rows']:,} jobs in {result['seed_seconds']} s; "
+                     f"{result['visible_jobs']:,} visible to the user)")
         lines += pruning_lines(backend, result.get("pruning"))
     return "\n".join(lines)
 
@@ -319,17 +344,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "dashboard.json"))
     parser.add_argument("--no-postgres", action="store_true", help="only SQLite")
     parser.add_argument("--only", default="", help="time only the requests whose name contains this text")
+    parser.add_argument("--tenants", type=int, default=0,
+                        help=f"spread the jobs over this many tenants and measure as {SCOPED_TENANT}'s user")
     options = parser.parse_args(argv)
+    if options.tenants and options.tenants <= 7:
+        parser.error(f"--tenants must be more than 7 ({SCOPED_TENANT} is the one measured)")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     os.environ.pop("DATABASE_URL", None)
     report = {"rows": options.rows, "samples": options.samples, "target_p95_ms": TARGET_P95_MS,
+              "tenants": options.tenants, "scope": SCOPED_TENANT if options.tenants else "host",
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": {"python": platform.python_version(), "platform": platform.platform(),
                           "cpus": os.cpu_count()}, "backends": {}}
     try:
         report["backends"]["sqlite"] = run_backend("sqlite", f"sqlite:///{workdir / 'ledger.db'}", workdir,
-                                                   options.rows, options.samples, options.only)
+                                                   options.rows, options.samples, options.only,
+                                                   options.tenants)
         report["backends"]["postgresql"] = postgres_leg(options, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -348,7 +379,8 @@ def postgres_leg(options, workdir: Path) -> dict:
     if problem:
         return {"skipped": problem}
     try:
-        return run_backend("postgresql", url, workdir, options.rows, options.samples, options.only)
+        return run_backend("postgresql", url, workdir, options.rows, options.samples, options.only,
+                           options.tenants)
     finally:
         pg_drop(name)
 

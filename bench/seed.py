@@ -6,7 +6,8 @@ load and built again afterwards (as a restore does), foreign-key checks off duri
 SQLite no journal. What the rows hold follows ``bench.dashboard``'s description: a week of jobs in
 every state (``MIX``), arguments naming one of 5,000 customers (a common term) or, for ``NEEDLES``
 jobs, a unique ``needle-<n>`` (a rare one), Failed jobs (and half the Scheduled: retries) with an
-error naming the customer. Each job gets one history row (its current state).
+error naming the customer. Each job gets one history row (its current state). With ``tenants`` > 0
+the jobs are spread round-robin over tenants ``tenant-0`` … ``tenant-<tenants - 1>``.
 """
 from __future__ import annotations
 
@@ -52,7 +53,15 @@ def needle_rule(rows: int) -> tuple[int, int]:
     return max(1, rows // NEEDLES), 3
 
 
-def job_columns(dialect: str, rows: int) -> dict[str, str]:
+TENANT_PREFIX = "tenant-"
+
+
+def tenant_name(n: int) -> str:
+    """The name of the ``n``-th seeded tenant."""
+    return f"{TENANT_PREFIX}{n}"
+
+
+def job_columns(dialect: str, rows: int, tenants: int = 0) -> dict[str, str]:
     """SQL expression per ``jobs`` column, over ``i`` (the index), ``state``, ``changed``, ``started``."""
     every, at = needle_rule(rows)
     cat = "||"
@@ -80,12 +89,13 @@ def job_columns(dialect: str, rows: int) -> dict[str, str]:
         "exception_traceback": (f"CASE WHEN {failed} THEN 'Traceback (most recent call last):' {cat} "
                                 "char(10) || '  ...' || char(10) || 'ValueError' END"),
         "enqueued_by": "CASE i % 3 WHEN 0 THEN 'alice' WHEN 1 THEN 'bob' END",
+        "tenant": f"'{TENANT_PREFIX}' {cat} (i % {tenants})" if tenants else "NULL",
     }
 
 
-def postgres_rows(rows: int, start: int, stop: int) -> str:
+def postgres_rows(rows: int, start: int, stop: int, tenants: int = 0) -> str:
     """``INSERT INTO jobs ... SELECT`` for indexes ``start`` to ``stop - 1`` (PostgreSQL)."""
-    columns = job_columns("postgresql", rows)
+    columns = job_columns("postgresql", rows, tenants)
     columns["exception_traceback"] = columns["exception_traceback"].replace("char(10)", "chr(10)")
     source = f"""
         SELECT i, state, changed, changed - ({START_US}) * interval '1 microsecond' AS started,
@@ -106,9 +116,9 @@ def sqlite_stamp(micros: str) -> str:
             f"|| printf('.%06d', ({micros}) % 1000000)")
 
 
-def sqlite_rows(rows: int, start: int, stop: int) -> str:
+def sqlite_rows(rows: int, start: int, stop: int, tenants: int = 0) -> str:
     """The SQLite ``INSERT INTO jobs ... SELECT`` (a recursive CTE counts) for ``start`` to ``stop - 1``."""
-    columns = job_columns("sqlite", rows)
+    columns = job_columns("sqlite", rows, tenants)
     source = f"""
         SELECT i, state, {sqlite_stamp('changed_us')} AS changed,
                {sqlite_stamp(f'changed_us - ({START_US})')} AS started,
@@ -136,7 +146,7 @@ def secondary_indexes(conn, dialect: str) -> list[tuple[str, str]]:
     return [(name, sql) for name, sql in conn.execute(text(query))]
 
 
-def seed_postgres(engine, rows: int, now: datetime, log) -> None:
+def seed_postgres(engine, rows: int, now: datetime, log, tenants: int = 0) -> None:
     """Load ``rows`` jobs and their history into PostgreSQL (indexes rebuilt, FK triggers off meanwhile)."""
     with engine.connect() as conn:
         indexes = secondary_indexes(conn, "postgresql")
@@ -146,7 +156,7 @@ def seed_postgres(engine, rows: int, now: datetime, log) -> None:
             for name, _ in indexes:
                 conn.execute(text(f'DROP INDEX "{name}"'))
             for start in range(0, rows, STEP):
-                conn.execute(text(postgres_rows(rows, start, min(rows, start + STEP))), {"now": now})
+                conn.execute(text(postgres_rows(rows, start, min(rows, start + STEP), tenants)), {"now": now})
                 log(f"  jobs: {min(rows, start + STEP):,}")
             conn.execute(text(HISTORY.replace("{{", "{").replace("}}", "}")))
             conn.execute(text(COUNTERS))
@@ -158,7 +168,7 @@ def seed_postgres(engine, rows: int, now: datetime, log) -> None:
             log(f"  index {name}")
 
 
-def seed_sqlite(path: str, rows: int, now: datetime, log) -> None:
+def seed_sqlite(path: str, rows: int, now: datetime, log, tenants: int = 0) -> None:
     """Load ``rows`` jobs and their history into the SQLite file at ``path`` (no journal meanwhile)."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -177,7 +187,7 @@ def seed_sqlite(path: str, rows: int, now: datetime, log) -> None:
         for name, _ in triggers:  # the text index is built once at the end instead
             conn.execute(f'DROP TRIGGER "{name}"')
         for start in range(0, rows, STEP):
-            conn.execute(sqlite_rows(rows, start, min(rows, start + STEP)), {"now_us": now_us})
+            conn.execute(sqlite_rows(rows, start, min(rows, start + STEP), tenants), {"now_us": now_us})
             log(f"  jobs: {min(rows, start + STEP):,}")
         conn.execute(HISTORY.replace("{{", "{").replace("}}", "}"))
         conn.execute(COUNTERS)
@@ -196,17 +206,18 @@ def seed_sqlite(path: str, rows: int, now: datetime, log) -> None:
         conn.close()
 
 
-def seed(app, rows: int, now: datetime, log) -> float:
-    """Seed ``rows`` jobs into the app's database; returns the seconds it took."""
+def seed(app, rows: int, now: datetime, log, tenants: int = 0) -> float:
+    """Seed ``rows`` jobs (spread over ``tenants`` tenants, if any) into the app's database; returns the
+    seconds it took."""
     from app.extensions import db
 
     started = time.monotonic()
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "postgresql":
-            seed_postgres(engine, rows, now, log)
+            seed_postgres(engine, rows, now, log, tenants)
         else:
             engine.dispose()
-            seed_sqlite(engine.url.database, rows, now, log)
+            seed_sqlite(engine.url.database, rows, now, log, tenants)
         engine.dispose()
     return time.monotonic() - started
