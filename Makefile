@@ -42,10 +42,12 @@ else
 	  $(BIN)/python .ci/coverage_report.py || status=1; exit $$status
 endif
 
-## The edit-test loop (under 2 minutes): everything but the browser, fault, slow and worker-process tests
+## The edit-test loop: everything but the browser, fault, slow and worker-process tests, spread over
+## FAST_WORKERS pytest processes (default: one per core; each has its own redis-server and database)
+FAST_WORKERS ?= auto
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not browser and not fault and not slow and not worker" --require-markers= -q \
-	  $(PYTEST_ARGS)
+	  -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 test-postgres:
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} $(MAKE) test

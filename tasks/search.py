@@ -16,11 +16,16 @@ one's answer is exact:
    Step 2 is skipped when the first window already held ``COMMON_HITS`` matches (a term that
    common has more than ``CANDIDATE_CAP`` matches in a large ledger, and a trigram index's bitmap
    of them costs more than reading windows).
+   **small list**: then a list of at most ``SMALL_LIST`` rows (one tenant's jobs, one task's
+   failures), counted through its own index no further than that, is read whole with the text
+   test: cheaper than the text index's candidates from every other tenant or task, and exact.
 3. **wider windows**: a term too common for the index and too rare for the first window reads
    larger windows, sized by the rate of matches seen so far, up to ``MAX_WINDOW_ROWS``; then the
    plain query.
 
 A term without three letters or digits in a row can't use a trigram index: it skips step 2.
+Counting (``count_matches``) follows the same order: the text index while its candidates are few,
+then a small list whole, then the rest.
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ from tasks.ledger import jobs_table
 #: where a search looks (and what both text indexes cover)
 TEXT_COLUMNS = ("args", "kwargs", "exception_message", "exception_type")
 WINDOW_ROWS = 500
+#: a list of at most this many rows is searched (and counted) by reading it whole
+SMALL_LIST = 20_000
 CANDIDATE_CAP = 5_000
 COUNT_CHUNK = 2_000  # text index candidates checked at a time when counting (SQLite)
 #: this many matches in the first window make a term too common to look up in the text index
@@ -77,6 +84,8 @@ def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> lis
         indexed = from_text_index(text, clauses, ordering, want)
         if indexed is not None:
             return indexed
+    if list_is_small(clauses):
+        return whole_list(text, clauses, ordering, want)
     while True:
         rows = next_window(rows, len(found), want)
         if rows > MAX_WINDOW_ROWS:
@@ -84,6 +93,18 @@ def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> lis
         found = in_window(text, clauses, ordering, rows, want)
         if len(found) >= want:
             return found
+    return whole_list(text, clauses, ordering, want)
+
+
+def list_is_small(clauses: list) -> bool:
+    """True when the list (``clauses``, every condition but the text) holds at most ``SMALL_LIST`` rows,
+    counted through its own index no further than that."""
+    capped = select(literal_column("1")).select_from(jobs_table).where(*clauses).limit(SMALL_LIST + 1)
+    return db.session.scalar(select(func.count()).select_from(capped.subquery())) <= SMALL_LIST
+
+
+def whole_list(text: str, clauses: list, ordering: Ordering, want: int) -> list[str]:
+    """The first ``want`` matches of the list, read in its order with the text test on every row."""
     c = jobs_table.c
     query = select(c.id).where(*clauses, text_condition(text, c)).order_by(*ordering(c)).limit(want)
     return list(db.session.scalars(query))
@@ -175,25 +196,43 @@ def narrowed_where(text: str, key, candidates: list, clauses: list) -> tuple:
 def count_matches(text: str, clauses: list, ordering: Ordering, cap: int) -> int:
     """How many jobs meeting ``clauses`` hold ``text``, counting no further than ``cap + 1``.
 
-    Order doesn't matter to a count: on SQLite the text index's candidates are taken in rowid order,
-    ``COUNT_CHUNK`` at a time, and checked (the index stops early, so a common term costs about as
-    many rows as the count needs); elsewhere the count is the list's own search for ``cap + 1``."""
-    if db.engine.dialect.name != "sqlite" or not INDEXABLE.search(text):
+    Order doesn't matter to a count. On SQLite, when the text index has fewer than ``COUNT_CHUNK``
+    candidates (a rare term), those are checked. Then a small list (``list_is_small``) is counted
+    whole; else SQLite checks the candidates ``COUNT_CHUNK`` at a time in rowid order (stopping past
+    ``cap``, so a common term costs about as many rows as the count needs), and elsewhere the count is
+    the list's own search for ``cap + 1``."""
+    by_index = db.engine.dialect.name == "sqlite" and INDEXABLE.search(text)
+    if by_index:
+        rowids = text_index_rowids(text)
+        if len(rowids) < COUNT_CHUNK:
+            return count_among(text, clauses, rowids)
+    if list_is_small(clauses):
+        c = jobs_table.c
+        capped = select(c.id).where(*clauses, text_condition(text, c)).limit(cap + 1).subquery()
+        return db.session.scalar(select(func.count()).select_from(capped)) or 0
+    if not by_index:
         return len(matching_ids(text, clauses, ordering, cap + 1))
-    found, after, key = 0, 0, literal_column("jobs.rowid")
+    found = count_among(text, clauses, rowids)
+    while found <= cap and len(rowids) == COUNT_CHUNK:
+        rowids = text_index_rowids(text, after=rowids[-1])
+        found += count_among(text, clauses, rowids)
+    return found
+
+
+def text_index_rowids(text: str, after: int = 0) -> list[int]:
+    """The next ``COUNT_CHUNK`` rowids (after ``after``, in order) of SQLite's text index candidates."""
     chunk = sql_text(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :terms AND rowid > :after "
                      "ORDER BY rowid LIMIT :chunk")
-    with db.engine.connect() as conn:
-        while found <= cap:
-            rowids = conn.execute(chunk, {"terms": fts_terms(text), "after": after, "chunk": COUNT_CHUNK})
-            rowids = rowids.scalars().all()
-            if rowids:
-                _, where = narrowed_where(text, key, rowids, clauses)
-                found += conn.execute(select(func.count()).select_from(jobs_table).where(*where)).scalar()
-            if len(rowids) < COUNT_CHUNK:
-                break
-            after = rowids[-1]
-    return found
+    return db.session.execute(chunk, {"terms": fts_terms(text), "after": after,
+                                      "chunk": COUNT_CHUNK}).scalars().all()
+
+
+def count_among(text: str, clauses: list, rowids: list[int]) -> int:
+    """How many of the jobs ``rowids`` meet ``clauses`` and hold ``text``."""
+    if not rowids:
+        return 0
+    _, where = narrowed_where(text, literal_column("jobs.rowid"), rowids, clauses)
+    return db.session.scalar(select(func.count()).select_from(jobs_table).where(*where)) or 0
 
 
 class Unindexed:

@@ -66,11 +66,14 @@ def ledger_rows(app):
 
 
 # small windows and cap, so that 600 rows take every step that 10 million would
+# (SMALL_LIST 0: no list is small; COUNT_CHUNK 7: the count takes the text index's candidates in chunks)
 STEPS = {
     "window": {"WINDOW_ROWS": 10_000},
     "text index": {"WINDOW_ROWS": 5, "CANDIDATE_CAP": 1000, "COMMON_HITS": 10_000},
-    "wider windows": {"WINDOW_ROWS": 5, "CANDIDATE_CAP": 2, "MAX_WINDOW_ROWS": 10_000},
-    "plain query": {"WINDOW_ROWS": 5, "CANDIDATE_CAP": 2, "MAX_WINDOW_ROWS": 6},
+    "small list": {"WINDOW_ROWS": 5, "CANDIDATE_CAP": 2, "SMALL_LIST": 1000, "COUNT_CHUNK": 7},
+    "wider windows": {"WINDOW_ROWS": 5, "CANDIDATE_CAP": 2, "MAX_WINDOW_ROWS": 10_000, "SMALL_LIST": 0,
+                      "COUNT_CHUNK": 7},
+    "plain query": {"WINDOW_ROWS": 5, "CANDIDATE_CAP": 2, "MAX_WINDOW_ROWS": 6, "SMALL_LIST": 0},
 }
 
 

@@ -288,3 +288,18 @@ def test_the_metrics_count_every_tenant_so_tenant_users_are_refused_them(app, an
     root = sign_in(app, "root")
     assert root.get("/hangfire/metrics").status_code == 200 and root.get("/metrics").status_code == 200
     assert 'href="/hangfire/metrics"' in root.get("/hangfire/").get_data(True)
+
+
+def test_a_tenants_charts_count_its_own_finished_jobs_in_their_hour(app, world):
+    from datetime import timedelta
+
+    from tasks import queries
+    from tasks.ledger import bucket_of, utcnow
+    from tasks.tenancy import scope_to
+
+    with app.test_request_context():
+        scope_to("acme")
+        hours = queries.throughput(utcnow() - timedelta(days=1), 3600)
+    failed_hour = bucket_of(load_job(app, world["acme_failed"]).finished_at, 3600)
+    assert {hour["start"]: hour["failed"] for hour in hours}.get(failed_hour) == 1  # acme's, in its hour
+    assert sum(hour["failed"] + hour["succeeded"] for hour in hours) == 1  # not globex's
