@@ -17,8 +17,8 @@ one's answer is exact:
    common has more than ``CANDIDATE_CAP`` matches in a large ledger, and a trigram index's bitmap
    of them costs more than reading windows).
    **small list**: then a list of at most ``SMALL_LIST`` rows (one tenant's jobs, one task's
-   failures), counted through its own index no further than that, is read whole with the text
-   test: cheaper than the text index's candidates from every other tenant or task, and exact.
+   failures), counted through its own index no further than that, is read whole as one window:
+   cheaper than the text index's candidates from every other tenant or task, and exact.
 3. **wider windows**: a term too common for the index and too rare for the first window reads
    larger windows, sized by the rate of matches seen so far, up to ``MAX_WINDOW_ROWS``; then the
    plain query.
@@ -84,8 +84,8 @@ def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> lis
         indexed = from_text_index(text, clauses, ordering, want)
         if indexed is not None:
             return indexed
-    if list_is_small(clauses):
-        return whole_list(text, clauses, ordering, want)
+    if list_is_small(clauses):  # a window as large as the list holds all of it
+        return in_window(text, clauses, ordering, SMALL_LIST, want)
     while True:
         rows = next_window(rows, len(found), want)
         if rows > MAX_WINDOW_ROWS:
@@ -93,7 +93,9 @@ def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> lis
         found = in_window(text, clauses, ordering, rows, want)
         if len(found) >= want:
             return found
-    return whole_list(text, clauses, ordering, want)
+    c = jobs_table.c
+    query = select(c.id).where(*clauses, text_condition(text, c)).order_by(*ordering(c)).limit(want)
+    return list(db.session.scalars(query))
 
 
 def list_is_small(clauses: list) -> bool:
@@ -101,13 +103,6 @@ def list_is_small(clauses: list) -> bool:
     counted through its own index no further than that."""
     capped = select(literal_column("1")).select_from(jobs_table).where(*clauses).limit(SMALL_LIST + 1)
     return db.session.scalar(select(func.count()).select_from(capped.subquery())) <= SMALL_LIST
-
-
-def whole_list(text: str, clauses: list, ordering: Ordering, want: int) -> list[str]:
-    """The first ``want`` matches of the list, read in its order with the text test on every row."""
-    c = jobs_table.c
-    query = select(c.id).where(*clauses, text_condition(text, c)).order_by(*ordering(c)).limit(want)
-    return list(db.session.scalars(query))
 
 
 def next_window(rows: int, hits: int, want: int) -> int:
@@ -120,12 +115,17 @@ def next_window(rows: int, hits: int, want: int) -> int:
 
 def in_window(text: str, clauses: list, ordering: Ordering, rows: int, want: int) -> list[str]:
     """The first ``want`` matches among the list's first ``rows`` rows."""
-    c = jobs_table.c
-    recent = (select(*(c[name] for name in WINDOW_COLUMNS)).where(*clauses).order_by(*ordering(c))
-              .limit(rows).subquery("recent"))
+    recent = window(clauses, ordering, rows)
     query = (select(recent.c.id).where(text_condition(text, recent.c))
              .order_by(*ordering(recent.c)).limit(want))
     return list(db.session.scalars(query))
+
+
+def window(clauses: list, ordering: Ordering, rows: int):
+    """The list's first ``rows`` rows (the columns a search reads), read through the list's own index."""
+    c = jobs_table.c
+    return (select(*(c[name] for name in WINDOW_COLUMNS)).where(*clauses).order_by(*ordering(c))
+            .limit(rows).subquery("recent"))
 
 
 def from_text_index(text: str, clauses: list, ordering: Ordering, want: int) -> list[str] | None:
@@ -206,9 +206,9 @@ def count_matches(text: str, clauses: list, ordering: Ordering, cap: int) -> int
         rowids = text_index_rowids(text)
         if len(rowids) < COUNT_CHUNK:
             return count_among(text, clauses, rowids)
-    if list_is_small(clauses):
-        c = jobs_table.c
-        capped = select(c.id).where(*clauses, text_condition(text, c)).limit(cap + 1).subquery()
+    if list_is_small(clauses):  # counted in a window as large as the list
+        recent = window(clauses, ordering, SMALL_LIST)
+        capped = select(recent.c.id).where(text_condition(text, recent.c)).limit(cap + 1).subquery()
         return db.session.scalar(select(func.count()).select_from(capped)) or 0
     if not by_index:
         return len(matching_ids(text, clauses, ordering, cap + 1))
