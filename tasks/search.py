@@ -16,16 +16,17 @@ one's answer is exact:
    Step 2 is skipped when the first window already held ``COMMON_HITS`` matches (a term that
    common has more than ``CANDIDATE_CAP`` matches in a large ledger, and a trigram index's bitmap
    of them costs more than reading windows).
-   **small list**: then a list of at most ``SMALL_LIST`` rows (one tenant's jobs, one task's
-   failures), counted through its own index no further than that, is read whole as one window:
-   cheaper than the text index's candidates from every other tenant or task, and exact.
+   **small list** (SQLite): then a list of at most ``SMALL_LIST`` rows (one tenant's jobs, one
+   task's failures), counted through its own index no further than that, is read whole in its
+   order, the text tested on each row: FTS5 can't narrow its candidates to the list, and checking
+   every other tenant's costs more. (PostgreSQL's wider windows already read only the list.)
 3. **wider windows**: a term too common for the index and too rare for the first window reads
    larger windows, sized by the rate of matches seen so far, up to ``MAX_WINDOW_ROWS``; then the
    plain query.
 
 A term without three letters or digits in a row can't use a trigram index: it skips step 2.
-Counting (``count_matches``) follows the same order: the text index while its candidates are few,
-then a small list whole, then the rest.
+Counting (``count_matches``) on SQLite follows the same order: the text index while its candidates
+are few, then a small list whole, then the rest.
 """
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> lis
         indexed = from_text_index(text, clauses, ordering, want)
         if indexed is not None:
             return indexed
-    if list_is_small(clauses):  # a window as large as the list holds all of it
-        return in_window(text, clauses, ordering, SMALL_LIST, want)
+    if db.engine.dialect.name == "sqlite" and list_is_small(clauses):
+        return whole_list(text, clauses, ordering, want)
     while True:
         rows = next_window(rows, len(found), want)
         if rows > MAX_WINDOW_ROWS:
@@ -93,6 +94,11 @@ def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> lis
         found = in_window(text, clauses, ordering, rows, want)
         if len(found) >= want:
             return found
+    return whole_list(text, clauses, ordering, want)
+
+
+def whole_list(text: str, clauses: list, ordering: Ordering, want: int) -> list[str]:
+    """The first ``want`` matches of the list, in its order, the text tested on each row as it is read."""
     c = jobs_table.c
     query = select(c.id).where(*clauses, text_condition(text, c)).order_by(*ordering(c)).limit(want)
     return list(db.session.scalars(query))
@@ -115,17 +121,12 @@ def next_window(rows: int, hits: int, want: int) -> int:
 
 def in_window(text: str, clauses: list, ordering: Ordering, rows: int, want: int) -> list[str]:
     """The first ``want`` matches among the list's first ``rows`` rows."""
-    recent = window(clauses, ordering, rows)
+    c = jobs_table.c
+    recent = (select(*(c[name] for name in WINDOW_COLUMNS)).where(*clauses).order_by(*ordering(c))
+              .limit(rows).subquery("recent"))
     query = (select(recent.c.id).where(text_condition(text, recent.c))
              .order_by(*ordering(recent.c)).limit(want))
     return list(db.session.scalars(query))
-
-
-def window(clauses: list, ordering: Ordering, rows: int):
-    """The list's first ``rows`` rows (the columns a search reads), read through the list's own index."""
-    c = jobs_table.c
-    return (select(*(c[name] for name in WINDOW_COLUMNS)).where(*clauses).order_by(*ordering(c))
-            .limit(rows).subquery("recent"))
 
 
 def from_text_index(text: str, clauses: list, ordering: Ordering, want: int) -> list[str] | None:
@@ -196,22 +197,20 @@ def narrowed_where(text: str, key, candidates: list, clauses: list) -> tuple:
 def count_matches(text: str, clauses: list, ordering: Ordering, cap: int) -> int:
     """How many jobs meeting ``clauses`` hold ``text``, counting no further than ``cap + 1``.
 
-    Order doesn't matter to a count. On SQLite, when the text index has fewer than ``COUNT_CHUNK``
-    candidates (a rare term), those are checked. Then a small list (``list_is_small``) is counted
-    whole; else SQLite checks the candidates ``COUNT_CHUNK`` at a time in rowid order (stopping past
-    ``cap``, so a common term costs about as many rows as the count needs), and elsewhere the count is
-    the list's own search for ``cap + 1``."""
-    by_index = db.engine.dialect.name == "sqlite" and INDEXABLE.search(text)
-    if by_index:
-        rowids = text_index_rowids(text)
-        if len(rowids) < COUNT_CHUNK:
-            return count_among(text, clauses, rowids)
-    if list_is_small(clauses):  # counted in a window as large as the list
-        recent = window(clauses, ordering, SMALL_LIST)
-        capped = select(recent.c.id).where(text_condition(text, recent.c)).limit(cap + 1).subquery()
-        return db.session.scalar(select(func.count()).select_from(capped)) or 0
-    if not by_index:
+    Order doesn't matter to a count. On PostgreSQL (or without a trigram in the term) the count is the
+    list's own search for ``cap + 1``. On SQLite, when the text index has fewer than ``COUNT_CHUNK``
+    candidates (a rare term), those are checked; else a small list (``list_is_small``) is counted
+    whole, and a large one by checking the candidates ``COUNT_CHUNK`` at a time in rowid order
+    (stopping past ``cap``, so a common term costs about as many rows as the count needs)."""
+    if db.engine.dialect.name != "sqlite" or not INDEXABLE.search(text):
         return len(matching_ids(text, clauses, ordering, cap + 1))
+    rowids = text_index_rowids(text)
+    if len(rowids) < COUNT_CHUNK:
+        return count_among(text, clauses, rowids)
+    if list_is_small(clauses):
+        c = jobs_table.c
+        capped = select(c.id).where(*clauses, text_condition(text, c)).limit(cap + 1).subquery()
+        return db.session.scalar(select(func.count()).select_from(capped)) or 0
     found = count_among(text, clauses, rowids)
     while found <= cap and len(rowids) == COUNT_CHUNK:
         rowids = text_index_rowids(text, after=rowids[-1])
