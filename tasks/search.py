@@ -16,10 +16,11 @@ one's answer is exact:
    Step 2 is skipped when the first window already held ``COMMON_HITS`` matches (a term that
    common has more than ``CANDIDATE_CAP`` matches in a large ledger, and a trigram index's bitmap
    of them costs more than reading windows).
-   **small list** (SQLite): then a list of at most ``SMALL_LIST`` rows (one tenant's jobs, one
-   task's failures), counted through its own index no further than that, is read whole in its
-   order, the text tested on each row: FTS5 can't narrow its candidates to the list, and checking
-   every other tenant's costs more. (PostgreSQL's wider windows already read only the list.)
+   **small list**: then a list of at most ``SMALL_LIST`` rows (one tenant's jobs, one task's
+   failures), counted through its own index no further than that, is read whole: on PostgreSQL as
+   one window that size (growing windows would read its first rows again and again), on SQLite in
+   its order with the text tested on each row as it is read (a window there copies every row's
+   text; and FTS5 can't narrow its candidates to the list: checking every other tenant's costs more).
 3. **wider windows**: a term too common for the index and too rare for the first window reads
    larger windows, sized by the rate of matches seen so far, up to ``MAX_WINDOW_ROWS``; then the
    plain query.
@@ -85,8 +86,10 @@ def matching_ids(text: str, clauses: list, ordering: Ordering, want: int) -> lis
         indexed = from_text_index(text, clauses, ordering, want)
         if indexed is not None:
             return indexed
-    if db.engine.dialect.name == "sqlite" and list_is_small(clauses):
-        return whole_list(text, clauses, ordering, want)
+    if list_is_small(clauses):
+        if db.engine.dialect.name == "sqlite":
+            return whole_list(text, clauses, ordering, want)
+        return in_window(text, clauses, ordering, SMALL_LIST, want)  # one window holds the whole list
     while True:
         rows = next_window(rows, len(found), want)
         if rows > MAX_WINDOW_ROWS:
