@@ -124,6 +124,14 @@ def sign_in(page, username: str, password: str = PASSWORD) -> None:
     page.locator('input[name="password"]').fill(password)
     page.locator('form button[type="submit"]').click()
     page.wait_for_url(lambda url: "/login" not in url)
+    loaded(page)
+
+
+def loaded(page) -> None:
+    """Wait for the current page's load event (its scripts have run). Call it after a navigation has
+    shown on the page (a URL or text expected): on a loaded machine a click or key sent sooner can
+    reach the page before its script does, and nothing happens."""
+    page.wait_for_load_state("load")
 
 
 def screenshot(page, name: str) -> None:

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from app.extensions import db
 from app.models import Role, User
 from app.permissions import ADMIN_ROLE, HANGFIRE, HANGFIRE_READ_ONLY
-from tests.browser import screenshot, sign_in
+from tests.browser import loaded, screenshot, sign_in
 
 
 pytestmark = pytest.mark.browser
@@ -109,6 +109,7 @@ def test_list_actions_work_without_inline_script(app, make_user, new_page):
     admin.once("dialog", lambda dialog: dialog.accept())
     admin.get_by_role("row").filter(has_text="temp1").get_by_title("Delete Record").click()
     expect(admin.get_by_text("Record was successfully deleted.")).to_be_visible()
+    loaded(admin)  # the "With selected" menu opens through the list page's script
     for name in ("temp2", "temp3"):
         admin.get_by_role("row").filter(has_text=name).locator("input.action-checkbox").check()
     admin.get_by_role("button", name="With selected").click()

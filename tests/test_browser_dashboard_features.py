@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import sign_in
+from tests.browser import loaded, sign_in
 from tests.helpers.ledger import enqueue, failed_job, job_state
 
 pytestmark = pytest.mark.browser
@@ -55,6 +55,7 @@ def test_suggestions_while_typing_with_the_keyboard(app, operator_page):
     expect(options.first).to_have_attribute("aria-selected", "true")
     search_box(page).press("Enter")
     expect(page).to_have_url(f"/hangfire/job/{wanted}")
+    loaded(page)  # the job page's own script offers the suggestions
     search_box(page).press_sequentially("slee", delay=20)
     page.get_by_role("option", name=re.compile("^demo.sleep")).click()
     expect(page).to_have_url("/hangfire/jobs/all?task=demo.sleep")
@@ -63,6 +64,8 @@ def test_suggestions_while_typing_with_the_keyboard(app, operator_page):
 def test_the_enqueue_form_names_each_bad_field(app, operator_page):
     page = operator_page
     page.get_by_role("link", name="Enqueue a job").click()
+    expect(page).to_have_url("/hangfire/enqueue")
+    loaded(page)  # its script reloads the page when another job is picked
     page.get_by_label("Job", exact=True).select_option("tests.typed")  # the page reloads with its fields
     expect(page.get_by_test_id("task-help")).to_contain_text("Echo its arguments, typed: count whole")
     page.get_by_label(re.compile(r"^\s*count\b")).fill("2.5")

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from app.extensions import db
 from app.models import Role, Tenant, User
 from app.permissions import ADMIN_ROLE, HANGFIRE, OUTBOX, REGISTRY, TENANTS
-from tests.browser import screenshot
+from tests.browser import loaded, screenshot
 from tests.helpers.ledger import failed_job
 from tests.helpers.web import PASSWORD
 from tests.test_cli_accounts import ok, run
@@ -100,6 +100,7 @@ def sign_in_to(page, tenant: str, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/login" not in url)
+    loaded(page)
 
 
 def sign_out(page) -> None:
