@@ -21,6 +21,7 @@ reason and the others carry on in the same run.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -70,13 +71,27 @@ def recover_dead_workers(transport: Transport, completer: Completer, worker_id: 
     dead += [w for w in transport.orphaned_inflight(live) if w not in dead]
     recovered: list[str] = []
     for lost in dead:
+        if not record_lost(completer, lost, transport.inflight(lost)):
+            continue  # the ledger is away: the worker's jobs stay where they are until the next tick
         moved = transport.hand_back(lost, None, lost=True)
         if moved:
             log.warning("worker %s is dead; re-enqueued %d job(s)", lost, len(moved))
-        for job_id in moved:
-            completer.submit(handed_back(job_id, lost, f"Worker {lost} lost; re-enqueued", lost=True))
         recovered += moved
     return recovered
+
+
+def record_lost(completer: Completer, lost: str, job_ids: list[str], timeout: float = 5.0) -> bool:
+    """Commit Processing → Enqueued for the jobs dead worker ``lost`` held, *before* their messages go
+    back to a queue: else a live worker could fetch and claim one first, and the history would never
+    say it was lost. True once every transition is written (applied or refused as stale)."""
+    pending = []
+    for job_id in job_ids:
+        entry = handed_back(job_id, lost, f"Worker {lost} lost; re-enqueued", lost=True)
+        entry.done = threading.Event()
+        completer.submit(entry)
+        pending.append(entry)
+    deadline = time.monotonic() + timeout
+    return all(entry.done.wait(max(0.0, deadline - time.monotonic())) for entry in pending)
 
 
 def redelivery(row) -> Delivery:
