@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from app.permissions import HANGFIRE_READ_ONLY
 from tasks import lifecycle
 from tasks.actions import JOB_ACTIONS
-from tests.browser import DEFAULT_TIMEOUT_MS, screenshot, sign_in, watched_page
+from tests.browser import DEFAULT_TIMEOUT_MS, loaded, screenshot, sign_in, watched_page
 from tests.helpers.ledger import SCRIPT, enqueue, fail, failed_job, job_state
 
 pytestmark = pytest.mark.browser
@@ -37,6 +37,7 @@ def test_operator_finds_failed_job_retries_it_and_watches_it_succeed(app, operat
     page.get_by_role("combobox", name="Search jobs").fill(str(NEEDLE))
     page.get_by_role("combobox", name="Search jobs").press("Enter")
     expect(page).to_have_url(re.compile(r"/hangfire/jobs/all\?q=0\.271828$"))
+    loaded(page)  # the list's script asks for the confirmation
     row = row_of(page, job_id)
     expect(row.get_by_test_id("job-state")).to_have_text("Failed")
     expect(row_of(page, decoy)).to_have_count(0)
@@ -46,6 +47,7 @@ def test_operator_finds_failed_job_retries_it_and_watches_it_succeed(app, operat
     row.get_by_role("button", name="Retry").click()
     expect(page.get_by_text("Retried 1 job.")).to_be_visible()
     assert questions == [JOB_ACTIONS["retry"].confirm("this job")]
+    loaded(page)  # the live refresh is the page's script
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     expect(row_of(page, job_id).get_by_test_id("job-state")).to_have_text("Succeeded", timeout=20_000)
     assert page.evaluate("window.__sameDocument") is True
