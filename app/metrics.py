@@ -48,6 +48,9 @@ from tasks import metrics
 log = logging.getLogger(__name__)
 
 PATH = "/metrics"
+#: why a tenant's user gets 403 here, on the Metrics page and its JSON: the figures are kept per task and
+#: queue, not per tenant, so they would count other tenants' jobs
+HOST_ONLY = "The metrics count every tenant's jobs: only host users see them."
 
 
 def bucket_labels() -> list[str]:
@@ -140,7 +143,7 @@ def refusal() -> Response | None:
         return None
     decision = current_decision()
     if decision.allowed and decision.tenant is not None:  # the figures count every tenant's jobs
-        return json_error(403, "the metrics count every tenant's jobs: only host users see them")
+        return json_error(403, HOST_ONLY)
     return None if decision.allowed else refuse_decision(decision, api=True)
 
 

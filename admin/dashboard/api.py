@@ -46,7 +46,7 @@ from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.lists import FILTER_PARAMS, BadListQuery, api_list_query, is_job_id
 from admin.dashboard.live import live, queue_rows, server_rows
-from admin.dashboard.metrics import HOST_ONLY, WINDOWS, UnknownWindow, metrics_page
+from admin.dashboard.metrics import WINDOWS, UnknownWindow, metrics_page
 from admin.dashboard.schemas import (ACTION_BODY, ACTION_DONE, AUDIT, AUDIT_QUERY, BAD_REQUEST,
                                      BULK_STARTED, ENQUEUED, FIELD_ERRORS, IDS_BODY, INDEX,
                                      JOB_ACTION, JOB_DETAIL, JOB_FILTERS, JOB_PAGE, NO_ACTION, NO_JOB,
@@ -56,6 +56,7 @@ from admin.dashboard.schemas import (ACTION_BODY, ACTION_DONE, AUDIT, AUDIT_QUER
 from admin.dashboard.search import destination, suggestions
 from app.auth.csrf import csrf_refusal
 from app.extensions import csrf
+from app.metrics import HOST_ONLY
 from app.openapi.registry import ANY, documented, enum
 from app.openapi.registry import Response as Answer
 from tasks import queries

@@ -42,11 +42,6 @@ WINDOWS: dict[str, Window] = {window.name: window for window in (
 DEFAULT_WINDOW = "hour"
 
 
-#: why a tenant's user gets 403 on the Metrics page, its JSON and ``/metrics``: the figures are kept per
-#: task and queue, not per tenant, so they would count other tenants' jobs
-HOST_ONLY = "The metrics count every tenant's jobs: only host users see them."
-
-
 class UnknownWindow(ValueError):
     """A window name that isn't one of ``WINDOWS``."""
 

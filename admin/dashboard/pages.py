@@ -40,7 +40,7 @@ from admin.dashboard.export import FORMATS, export_response
 from admin.dashboard.formats import Formats
 from admin.dashboard.guard import DashboardView
 from admin.dashboard.live import live, queue_rows, server_rows
-from admin.dashboard.metrics import HOST_ONLY, WINDOWS, UnknownWindow, metrics_page
+from admin.dashboard.metrics import WINDOWS, UnknownWindow, metrics_page
 from admin.dashboard.search import destination
 from admin.dashboard.lists import (
     FILTER_LABELS,
@@ -54,6 +54,7 @@ from admin.dashboard.lists import (
     list_for_state,
     parse_list_query,
 )
+from app.metrics import HOST_ONLY
 from app.web import safe_next_url
 from tasks import queries
 from tasks.actions import RECURRING_ACTIONS
